@@ -1,0 +1,164 @@
+"""The ``driftline`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import BinaryIO
+
+import yaml
+from rich.console import Console
+
+from driftline import __version__
+from driftline.config import ConfigError, Settings, load_settings
+from driftline.pipeline import Pipeline
+from driftline.profile import FeatureKind, ProfileError, save_profile
+from driftline.profile_io import build_profile_from_file
+from driftline.replay import DEFAULT_BATCH_SIZE, ReplaySinks, replay
+from driftline.summary import print_summary
+
+EXIT_OK = 0
+EXIT_USAGE = 2
+
+
+def _kind_override(text: str) -> tuple[str, FeatureKind]:
+    name, sep, kind = text.rpartition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"expected FEATURE=KIND, got {text!r}")
+    try:
+        return name, FeatureKind(kind)
+    except ValueError:
+        kinds = ", ".join(k.value for k in FeatureKind)
+        raise argparse.ArgumentTypeError(f"unknown kind {kind!r} (one of {kinds})") from None
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="driftline", description="Streaming drift monitor for ML models on Kafka."
+    )
+    parser.add_argument("--version", action="version", version=f"driftline {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    profile = commands.add_parser("profile", help="reference profiles")
+    profile_commands = profile.add_subparsers(dest="profile_command", required=True)
+    build = profile_commands.add_parser("build", help="build a reference profile from data")
+    build.add_argument("data", type=Path, help="CSV, Parquet or JSONL file")
+    build.add_argument("--model-id", required=True)
+    build.add_argument("--model-version", required=True)
+    build.add_argument("--output", "-o", type=Path, required=True, help="profile JSON to write")
+    build.add_argument("--format", choices=("csv", "parquet", "jsonl"), help="default: by suffix")
+    build.add_argument(
+        "--kind",
+        type=_kind_override,
+        action="append",
+        default=[],
+        metavar="FEATURE=KIND",
+        help="override the inferred kind (numeric, categorical, boolean); repeatable",
+    )
+    build.add_argument("--top-k", type=int, default=20, help="categories kept per feature")
+    build.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    run_replay = commands.add_parser("replay", help="run the core over a JSONL file of events")
+    run_replay.add_argument("events", type=Path, help="JSONL file, one prediction event a line")
+    run_replay.add_argument("--config", "-c", type=Path, required=True)
+    run_replay.add_argument("--alerts-out", type=Path, help="default: standard output")
+    run_replay.add_argument("--retrain-out", type=Path)
+    run_replay.add_argument("--dead-letters-out", type=Path)
+    run_replay.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
+
+    config = commands.add_parser("config", help="configuration")
+    config_commands = config.add_subparsers(dest="config_command", required=True)
+    check = config_commands.add_parser("check", help="validate and print the effective settings")
+    check.add_argument("--config", "-c", type=Path, required=True)
+
+    demo = commands.add_parser("demo", help="replay a generated drifting scenario end to end")
+    demo.add_argument("--output-dir", type=Path, default=Path("out/demo"))
+    demo.add_argument("--events", type=int, default=60_000)
+    return parser
+
+
+@contextlib.contextmanager
+def _open_sink(path: Path | None, default: BinaryIO | None) -> Iterator[BinaryIO | None]:
+    if path is None:
+        yield default
+        return
+    with path.open("wb") as handle:
+        yield handle
+
+
+def _cmd_profile_build(args: argparse.Namespace, console: Console) -> int:
+    profile = build_profile_from_file(
+        args.data,
+        model_id=args.model_id,
+        model_version=args.model_version,
+        format=args.format,
+        kinds=dict(args.kind) or None,
+        top_k=args.top_k,
+        progress=not args.no_progress and console.is_terminal,
+    )
+    save_profile(profile, args.output)
+    console.print(
+        f"profile {profile.profile_id} for {profile.model_id} v{profile.model_version}: "
+        f"{profile.row_count:,} rows, {len(profile.features)} features -> {args.output}"
+    )
+    return EXIT_OK
+
+
+def _cmd_replay(args: argparse.Namespace, console: Console) -> int:
+    if args.batch_size <= 0:
+        raise ConfigError("--batch-size: must be a positive number")
+    settings = load_settings(args.config)
+    pipeline = Pipeline.from_settings(settings)
+    if not args.events.is_file():
+        raise ConfigError(f"{args.events}: no such events file")
+    with (
+        _open_sink(args.alerts_out, sys.stdout.buffer) as alerts,
+        _open_sink(args.retrain_out, None) as retrain,
+        _open_sink(args.dead_letters_out, None) as dead,
+    ):
+        assert alerts is not None
+        replay(pipeline, args.events, ReplaySinks(alerts, retrain, dead), args.batch_size)
+    print_summary(pipeline, console)
+    return EXIT_OK
+
+
+def effective_settings(settings: Settings) -> str:
+    """The settings as YAML, defaults filled in."""
+    data = settings.model_dump(mode="json")
+    return yaml.safe_dump(data, sort_keys=False)
+
+
+def _cmd_config_check(args: argparse.Namespace, console: Console) -> int:
+    settings = load_settings(args.config)
+    Pipeline.from_settings(settings)  # loads and checks every reference profile
+    sys.stdout.write(effective_settings(settings))
+    console.print(f"{args.config}: OK")
+    return EXIT_OK
+
+
+def _cmd_demo(args: argparse.Namespace, console: Console) -> int:
+    from driftline.demo.replay_demo import run_replay_demo
+
+    return run_replay_demo(args.output_dir, args.events, console)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    console = Console(stderr=True)
+    handlers = {
+        "profile": _cmd_profile_build,
+        "replay": _cmd_replay,
+        "config": _cmd_config_check,
+        "demo": _cmd_demo,
+    }
+    try:
+        return handlers[args.command](args, console)
+    except (ConfigError, ProfileError) as exc:
+        console.print(f"error: {exc}", style="red", highlight=False, markup=False)
+        return EXIT_USAGE
+    except OSError as exc:
+        console.print(f"error: {exc}", style="red", highlight=False, markup=False)
+        return EXIT_USAGE

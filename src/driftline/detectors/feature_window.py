@@ -1,0 +1,264 @@
+"""One feature's state over the current window, and the statistics computed when it closes.
+
+Windowed detectors compare the window with the reference profile. Their state is a pair of
+mergeable sketches (:mod:`driftline.sketches`) plus a few counters; the stream detectors
+(ADWIN, Page-Hinkley) keep running across windows and report their detections per window.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from driftline.detectors import ADWIN, PageHinkley
+from driftline.detectors.catalog import DETECTORS
+from driftline.detectors.distribution import (
+    chi_square_p_value,
+    jensen_shannon,
+    ks_binned,
+    psi,
+    wasserstein_binned,
+)
+from driftline.features import CategoryColumn, NumericColumn
+from driftline.profile import FeatureKind, FeatureProfile
+from driftline.sketches import BinCounts, CategoryCounts
+
+Counts = npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True, slots=True)
+class Statistic:
+    """A statistic of one detector over one closed window."""
+
+    detector: str
+    statistic: str
+    value: float
+    sample_size: int
+    evidence: dict[str, Any]
+
+
+def _r(x: float) -> float:
+    return round(float(x), 6)
+
+
+class NumericReference:
+    """What numeric detectors need from a feature's profile, precomputed once."""
+
+    def __init__(self, profile: FeatureProfile) -> None:
+        summary = profile.numeric
+        if summary is None:
+            raise ValueError(f"feature {profile.name!r}: numeric profile has no numeric summary")
+        self.fine_edges = np.array(summary.fine_bins.edges, dtype=np.float64)
+        self.fine_counts = np.array(summary.fine_bins.counts, dtype=np.int64)
+        self.coarse_edges = np.array(summary.bins.edges, dtype=np.float64)
+        self.coarse_counts = np.array(summary.bins.counts, dtype=np.int64)
+        # Every decile edge is also a percentile edge, so fine bins map onto coarse bins.
+        lower = np.concatenate(([-np.inf], self.fine_edges))
+        self.coarse_of_fine = np.searchsorted(self.coarse_edges, lower, side="right")
+        self.minimum = summary.minimum
+        self.maximum = summary.maximum
+        self.std = summary.std
+        self.missing_rate = profile.missing_rate
+
+    def coarse(self, fine: Counts) -> Counts:
+        out: Counts = np.bincount(
+            self.coarse_of_fine, weights=fine, minlength=len(self.coarse_counts)
+        ).astype(np.int64)
+        return out
+
+
+class NumericWindow:
+    """Window state of a numeric feature."""
+
+    def __init__(
+        self,
+        profile: FeatureProfile,
+        detectors: tuple[str, ...],
+        adwin: dict[str, Any],
+        page_hinkley: dict[str, Any],
+    ) -> None:
+        self.reference = NumericReference(profile)
+        self.detectors = detectors
+        self.bins = BinCounts(self.reference.fine_edges)
+        self.below = 0
+        self.above = 0
+        self.violations = 0
+        self.adwin = ADWIN(**adwin) if "adwin" in detectors else None
+        self.page_hinkley = PageHinkley(**page_hinkley) if "page_hinkley" in detectors else None
+        self.stream_hits: dict[str, list[int]] = {"adwin": [], "page_hinkley": []}
+
+    def update(self, column: NumericColumn, start: int, stop: int, first_sequence: int) -> None:
+        """Add rows ``start:stop`` of ``column``; ``first_sequence`` numbers row ``start``."""
+        values = column.values[start:stop]
+        self.bins.update(values)
+        present = values[~np.isnan(values)]
+        if present.size:
+            self.below += int(np.count_nonzero(present < self.reference.minimum))
+            self.above += int(np.count_nonzero(present > self.reference.maximum))
+        if column.violations is not None:
+            self.violations += int(np.count_nonzero(column.violations[start:stop]))
+        for name, detector in (("adwin", self.adwin), ("page_hinkley", self.page_hinkley)):
+            if detector is not None and present.size:
+                hits = detector.update_many(present)
+                if hits.size:
+                    rows = np.flatnonzero(~np.isnan(values))[hits]
+                    self.stream_hits[name].extend(int(first_sequence + r) for r in rows)
+
+    def evaluate(self, rows: int) -> list[Statistic]:
+        ref = self.reference
+        window = self.bins.counts
+        n = int(window.sum())
+        out: list[Statistic] = []
+        for name in self.detectors:
+            spec = DETECTORS[name]
+            value: float
+            size = n
+            evidence: dict[str, Any] = {}
+            if name == "psi" or name == "jensen_shannon":
+                coarse = ref.coarse(window)
+                value = (psi if name == "psi" else jensen_shannon)(ref.coarse_counts, coarse)
+                evidence = _bin_evidence(ref.coarse_edges, ref.coarse_counts, coarse)
+            elif name == "ks":
+                value = ks_binned(ref.fine_counts, window)
+            elif name == "wasserstein":
+                low = min(ref.minimum, self.bins.minimum) if n else ref.minimum
+                high = max(ref.maximum, self.bins.maximum) if n else ref.maximum
+                value = wasserstein_binned(
+                    ref.fine_edges, ref.fine_counts, window, low=low, high=high, scale=ref.std
+                ) if ref.fine_edges.size else 0.0
+            elif name == "quality_missing":
+                value, size, evidence = _missing(self.bins.missing - self.violations, rows, ref.missing_rate)
+            elif name == "quality_out_of_range":
+                value = (self.below + self.above) / n if n else 0.0
+                evidence = {
+                    "below_min": self.below,
+                    "above_max": self.above,
+                    "reference_min": ref.minimum,
+                    "reference_max": ref.maximum,
+                }
+            elif name == "quality_type":
+                size = n + self.violations
+                value = self.violations / size if size else 0.0
+                evidence = {"violations": self.violations}
+            else:  # stream detectors
+                hits = self.stream_hits[name]
+                value = float(len(hits))
+                evidence = {"detection_sequences": hits[:10]}
+            out.append(Statistic(name, spec.statistic, _r(value), size, evidence))
+        return out
+
+    def reset(self) -> None:
+        self.bins = BinCounts(self.reference.fine_edges)
+        self.below = self.above = self.violations = 0
+        self.stream_hits = {"adwin": [], "page_hinkley": []}
+
+
+class CategoryWindow:
+    """Window state of a categorical or boolean feature."""
+
+    def __init__(self, profile: FeatureProfile, detectors: tuple[str, ...]) -> None:
+        summary = profile.categories
+        if summary is None:
+            raise ValueError(f"feature {profile.name!r}: {profile.kind} profile has no categories")
+        self.kind = profile.kind
+        self.detectors = detectors
+        self.categories = list(summary.categories)
+        self.reference_counts = np.array(
+            [*summary.categories.values(), summary.other_count], dtype=np.int64
+        )
+        self.reference_other_rate = summary.other_count / profile.count if profile.count else 0.0
+        self.reference_missing_rate = profile.missing_rate
+        self.counts = CategoryCounts(self.categories)
+        self.violations = 0
+
+    def update(self, column: CategoryColumn, start: int, stop: int, first_sequence: int) -> None:
+        self.counts.update(column.keys[start:stop])
+        if column.violations is not None:
+            self.violations += int(np.count_nonzero(column.violations[start:stop]))
+
+    def evaluate(self, rows: int) -> list[Statistic]:
+        window = np.array([*self.counts.category_counts, self.counts.other], dtype=np.int64)
+        n = int(window.sum())
+        out: list[Statistic] = []
+        for name in self.detectors:
+            spec = DETECTORS[name]
+            value: float
+            size = n
+            evidence: dict[str, Any] = {}
+            if name in ("psi", "jensen_shannon", "chi_square"):
+                stat = {"psi": psi, "jensen_shannon": jensen_shannon, "chi_square": chi_square_p_value}
+                value = stat[name](self.reference_counts, window)
+                evidence = _category_evidence(self.categories, self.reference_counts, window)
+            elif name == "quality_missing":
+                missing = self.counts.missing - self.violations
+                value, size, evidence = _missing(missing, rows, self.reference_missing_rate)
+            elif name == "quality_unseen_category":
+                rate = self.counts.other / n if n else 0.0
+                value = rate - self.reference_other_rate
+                evidence = {
+                    "unseen_rate": _r(rate),
+                    "reference_unseen_rate": _r(self.reference_other_rate),
+                    "examples": dict(self.counts.unseen_examples(5)),
+                }
+            elif name == "quality_type":
+                size = n + self.violations
+                value = self.violations / size if size else 0.0
+                evidence = {"violations": self.violations}
+            else:  # pragma: no cover - config validation rejects other detectors
+                raise ValueError(f"detector {name!r} does not apply to {self.kind} features")
+            out.append(Statistic(name, spec.statistic, _r(value), size, evidence))
+        return out
+
+    def reset(self) -> None:
+        self.counts = CategoryCounts(self.categories)
+        self.violations = 0
+
+
+def _missing(missing: int, rows: int, reference_rate: float) -> tuple[float, int, dict[str, Any]]:
+    rate = missing / rows if rows else 0.0
+    evidence = {"missing_rate": _r(rate), "reference_missing_rate": _r(reference_rate)}
+    return rate - reference_rate, rows, evidence
+
+
+def _shares(counts: Counts) -> list[float]:
+    total = max(int(counts.sum()), 1)
+    return [_r(c / total) for c in counts]
+
+
+def _bin_evidence(edges: npt.NDArray[np.float64], ref: Counts, win: Counts) -> dict[str, Any]:
+    return {
+        "bin_edges": [_r(e) for e in edges],
+        "reference_shares": _shares(ref),
+        "window_shares": _shares(win),
+    }
+
+
+def _category_evidence(categories: list[str], ref: Counts, win: Counts) -> dict[str, Any]:
+    """The five categories whose share moved most (``"__other__"`` = outside the top-K)."""
+    names = [*categories, "__other__"]
+    r = np.array(_shares(ref))
+    w = np.array(_shares(win))
+    order = sorted(range(len(names)), key=lambda i: (-abs(w[i] - r[i]), names[i]))[:5]
+    return {
+        "top_changes": [
+            {"category": names[i], "reference_share": float(r[i]), "window_share": float(w[i])}
+            for i in order
+        ]
+    }
+
+
+FeatureWindow = NumericWindow | CategoryWindow
+
+
+def feature_window(
+    profile: FeatureProfile,
+    detectors: tuple[str, ...],
+    adwin: dict[str, Any],
+    page_hinkley: dict[str, Any],
+) -> FeatureWindow:
+    if profile.kind is FeatureKind.NUMERIC:
+        return NumericWindow(profile, detectors, adwin, page_hinkley)
+    return CategoryWindow(profile, detectors)

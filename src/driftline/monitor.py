@@ -1,0 +1,206 @@
+"""One model version: columnar batches in, findings out, window by window.
+
+Windows are tumbling, by event count or by event-time duration. A duration window
+``[k*D, (k+1)*D)`` closes when an event of a later window arrives; an event older than the
+open window (late) is counted in the open window. Windows still open at the end of a replay
+are not evaluated: a stream has no end. Without a reference profile the version's first
+``warmup_events`` events are collected and become its reference (they are not monitored).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import orjson
+
+from driftline.detectors.feature_window import FeatureWindow, feature_window
+from driftline.events import ModelBatch, Scalar
+from driftline.features import (
+    CategoryColumn,
+    NumericColumn,
+    boolean_column,
+    category_column,
+    numeric_column,
+)
+from driftline.findings import Finding
+from driftline.profile import FeatureKind, ProfileSource, ReferenceProfile, build_profile
+
+Column = NumericColumn | CategoryColumn
+
+
+@dataclass(frozen=True, slots=True)
+class MonitorPlan:
+    """Everything a model version's monitor needs from the settings, resolved."""
+
+    window_events: int | None
+    window_seconds: float | None
+    warmup_events: int
+    top_k_categories: int
+    detectors: dict[FeatureKind, tuple[str, ...]]
+    feature_detectors: dict[str, tuple[str, ...]]
+    """Per-feature detector lists that replace the kind's defaults."""
+    excluded: frozenset[str]
+    adwin: dict[str, Any]
+    page_hinkley: dict[str, Any]
+
+
+def _typed(kind: FeatureKind, raw: list[Scalar] | None, rows: int) -> Column:
+    if kind is FeatureKind.NUMERIC:
+        return numeric_column(raw, rows)
+    if kind is FeatureKind.BOOLEAN:
+        return boolean_column(raw, rows)
+    return category_column(raw, rows)
+
+
+class ModelMonitor:
+    """Monitors one (model_id, model_version)."""
+
+    def __init__(
+        self,
+        model_id: str,
+        model_version: str,
+        plan: MonitorPlan,
+        profile: ReferenceProfile | None,
+    ) -> None:
+        self.model_id = model_id
+        self.model_version = model_version
+        self.plan = plan
+        self.profile: ReferenceProfile | None = None
+        self.windows: dict[str, FeatureWindow] = {}
+        self.kinds: dict[str, FeatureKind] = {}
+        self.sequence = 0
+        """Events of this version seen so far (warm-up included)."""
+        self.window_rows = 0
+        self.window_start = 0.0
+        self.window_end = 0.0
+        self.window_event_id = ""
+        self.window_key = -(2**62)
+        self.warmup: dict[str, list[Scalar]] = {}
+        self.warmup_rows = 0
+        if profile is not None:
+            self._use_profile(profile)
+
+    @property
+    def warming_up(self) -> bool:
+        return self.profile is None
+
+    def _use_profile(self, profile: ReferenceProfile) -> None:
+        self.profile = profile
+        for name, feature in sorted(profile.features.items()):
+            if name in self.plan.excluded:
+                continue
+            detectors = self.plan.feature_detectors.get(name, self.plan.detectors[feature.kind])
+            if not detectors:
+                continue
+            self.kinds[name] = feature.kind
+            self.windows[name] = feature_window(
+                feature, detectors, self.plan.adwin, self.plan.page_hinkley
+            )
+
+    def process(self, batch: ModelBatch) -> list[tuple[int, Finding]]:
+        """Consume a batch; return each finding with the batch index that closed its window."""
+        rows = len(batch)
+        start = 0
+        if self.profile is None:
+            start = self._collect_warmup(batch)
+            if self.profile is None:
+                return []
+        if start >= rows:
+            return []
+        columns = {
+            name: _typed(kind, batch.columns.get(name), rows) for name, kind in self.kinds.items()
+        }
+        out: list[tuple[int, Finding]] = []
+        for seg_start, seg_stop, closes_before in self._segments(batch, start):
+            if closes_before and self.window_rows:
+                index = int(batch.indices[seg_start])
+                out.extend((index, f) for f in self._close_window())
+            if seg_stop == seg_start:
+                continue
+            for name, window in self.windows.items():
+                window.update(columns[name], seg_start, seg_stop, self.sequence + 1)  # type: ignore[arg-type]
+            if self.window_rows == 0:
+                self.window_start = float(batch.timestamps[seg_start])
+            self.window_rows += seg_stop - seg_start
+            self.sequence += seg_stop - seg_start
+            self.window_end = float(batch.timestamps[seg_stop - 1])
+            self.window_event_id = batch.event_ids[seg_stop - 1]
+            if self.plan.window_events is not None and self.window_rows >= self.plan.window_events:
+                index = int(batch.indices[seg_stop - 1])
+                out.extend((index, f) for f in self._close_window())
+        return out
+
+    def _segments(self, batch: ModelBatch, start: int) -> list[tuple[int, int, bool]]:
+        """Split rows ``start:`` at window boundaries: (start, stop, window closes before)."""
+        rows = len(batch)
+        if self.plan.window_events is not None:
+            size = self.plan.window_events
+            cuts = list(range(start + size - self.window_rows, rows, size))
+            bounds = [start, *cuts, rows]
+            return [(a, b, False) for a, b in zip(bounds, bounds[1:], strict=False) if b > a]
+        assert self.plan.window_seconds is not None
+        keys = np.floor(batch.timestamps[start:] / self.plan.window_seconds).astype(np.int64)
+        effective = np.maximum.accumulate(np.maximum(keys, self.window_key))
+        changes = np.flatnonzero(np.diff(np.concatenate(([self.window_key], effective)))) + start
+        bounds = [start, *changes.tolist(), rows]
+        self.window_key = int(effective[-1])
+        segments = []
+        for a, b in zip(bounds, bounds[1:], strict=False):
+            segments.append((a, b, a in set(changes.tolist())))
+        return segments
+
+    def _close_window(self) -> list[Finding]:
+        findings: list[Finding] = []
+        for name, window in self.windows.items():
+            for stat in window.evaluate(self.window_rows):
+                findings.append(
+                    Finding(
+                        model_id=self.model_id,
+                        model_version=self.model_version,
+                        feature=name,
+                        detector=stat.detector,
+                        statistic=stat.statistic,
+                        value=stat.value,
+                        sample_size=stat.sample_size,
+                        window_start=self.window_start,
+                        window_end=self.window_end,
+                        window_count=self.window_rows,
+                        sequence=self.sequence,
+                        event_id=self.window_event_id,
+                        evidence=stat.evidence,
+                    )
+                )
+            window.reset()
+        self.window_rows = 0
+        return findings
+
+    def _collect_warmup(self, batch: ModelBatch) -> int:
+        """Add rows to the warm-up sample; build the profile when it is full.
+
+        Returns the index of the first row that was not used for warm-up.
+        """
+        take = min(len(batch), self.plan.warmup_events - self.warmup_rows)
+        for name, values in batch.columns.items():
+            column = self.warmup.setdefault(name, [None] * self.warmup_rows)
+            column.extend(values[:take])
+        self.warmup_rows += take
+        for column in self.warmup.values():
+            column.extend([None] * (self.warmup_rows - len(column)))
+        self.sequence += take
+        if self.warmup_rows >= self.plan.warmup_events:
+            digest = hashlib.sha256(
+                orjson.dumps(self.warmup, option=orjson.OPT_SORT_KEYS)
+            ).hexdigest()
+            profile = build_profile(
+                self.warmup,
+                model_id=self.model_id,
+                model_version=self.model_version,
+                source=ProfileSource(kind="warmup", sha256=digest),
+                top_k=self.plan.top_k_categories,
+            )
+            self.warmup = {}
+            self._use_profile(profile)
+        return take

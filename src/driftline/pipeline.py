@@ -1,0 +1,228 @@
+"""The core, end to end: message bytes in; alerts, retrain requests and dead letters out.
+
+``driftline replay`` and ``driftline run`` both feed batches of message values to
+:meth:`Pipeline.process`. Outputs of one batch are ordered by the position of the event that
+caused them, so the output sequence does not depend on how the stream is cut into batches.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from driftline.config import ConfigError, ModelSettings, Settings
+from driftline.detectors.catalog import DETECTORS
+from driftline.events import DeadLetter, DecodeLimits, decode_batch
+from driftline.findings import Finding
+from driftline.monitor import ModelMonitor, MonitorPlan
+from driftline.policy.alerts import Alert, AlertPolicy, Thresholds
+from driftline.policy.alerts import AlertSettings as AlertPolicySettings
+from driftline.policy.retrain import ProfileRef, RetrainPolicy, RetrainRequest
+from driftline.policy.retrain import RetrainSettings as RetrainPolicySettings
+from driftline.profile import ProfileError, ReferenceProfile, load_profile
+
+ModelKey = tuple[str, str]
+
+
+@dataclass(slots=True)
+class PipelineOutput:
+    """What one batch produced, each list in stream order."""
+
+    alerts: list[Alert] = field(default_factory=list)
+    retrain_requests: list[RetrainRequest] = field(default_factory=list)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class PipelineCounters:
+    """Running totals, for summaries and metrics."""
+
+    events: Counter[ModelKey] = field(default_factory=Counter)
+    ignored: Counter[ModelKey] = field(default_factory=Counter)
+    dead_letters: Counter[str] = field(default_factory=Counter)
+    alerts: Counter[tuple[str, str]] = field(default_factory=Counter)
+    """By (severity, status)."""
+    retrain_requests: int = 0
+
+
+class _ModelVersion:
+    """Monitor and policies of one model version."""
+
+    def __init__(
+        self,
+        key: ModelKey,
+        settings: Settings,
+        entry: ModelSettings | None,
+        profile: ReferenceProfile | None,
+    ) -> None:
+        self.monitor = ModelMonitor(key[0], key[1], _plan(settings, entry), profile)
+        self.alerts = AlertPolicy(
+            source=settings.source,
+            settings=AlertPolicySettings(**settings.alerts.model_dump()),
+            thresholds=_threshold_lookup(settings, entry),
+        )
+        self.retrain = RetrainPolicy(
+            source=settings.source,
+            model_id=key[0],
+            model_version=key[1],
+            settings=RetrainPolicySettings(**settings.retrain.model_dump()),
+        )
+
+    def profile_ref(self) -> ProfileRef:
+        profile = self.monitor.profile
+        if profile is None:
+            return ProfileRef(profile_id=None, sha256=None)
+        return ProfileRef(profile_id=profile.profile_id, sha256=profile.source.sha256)
+
+
+class Pipeline:
+    """All monitored model versions of one deployment (or, in the service, one partition)."""
+
+    def __init__(self, settings: Settings, profiles: dict[int, ReferenceProfile]) -> None:
+        """``profiles`` maps an index into ``settings.models`` to that entry's profile."""
+        self.settings = settings
+        self.profiles = profiles
+        self.limits = DecodeLimits(
+            max_payload_bytes=settings.decode.max_payload_bytes,
+            max_features=settings.decode.max_features,
+        )
+        self.versions: dict[ModelKey, _ModelVersion | None] = {}
+        self.counters = PipelineCounters()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Pipeline:
+        """Load every configured reference profile; errors name the config key."""
+        profiles: dict[int, ReferenceProfile] = {}
+        for i, entry in enumerate(settings.models):
+            if entry.reference_profile is None:
+                continue
+            key = f"models.{i}.reference_profile"
+            try:
+                profile = load_profile(entry.reference_profile)
+            except (ProfileError, OSError) as exc:
+                raise ConfigError(f"{key}: {exc}") from None
+            if profile.model_id != entry.model_id:
+                raise ConfigError(
+                    f"{key}: profile {entry.reference_profile} is for model "
+                    f"{profile.model_id!r}, not {entry.model_id!r}"
+                )
+            profiles[i] = profile
+        return cls(settings, profiles)
+
+    def process(self, payloads: Sequence[bytes]) -> PipelineOutput:
+        decoded = decode_batch(payloads, self.limits)
+        for dead in decoded.dead_letters:
+            self.counters.dead_letters[dead.reason.value] += 1
+        found: list[tuple[int, ModelKey, Finding]] = []
+        for batch in decoded.models:
+            key = (batch.model_id, batch.model_version)
+            version = self._version(key)
+            if version is None:
+                self.counters.ignored[key] += len(batch)
+                continue
+            self.counters.events[key] += len(batch)
+            found.extend((index, key, f) for index, f in version.monitor.process(batch))
+        found.sort(key=lambda item: item[0])  # stable: keeps each model's window order
+        output = PipelineOutput(dead_letters=decoded.dead_letters)
+        for _, key, finding in found:
+            version = self.versions[key]
+            assert version is not None
+            for alert in version.alerts.observe(finding):
+                output.alerts.append(alert)
+                self.counters.alerts[(alert.severity, alert.status)] += 1
+                request = version.retrain.observe(
+                    alert,
+                    monitored_features=len(version.monitor.windows),
+                    profile=version.profile_ref(),
+                )
+                if request is not None:
+                    output.retrain_requests.append(request)
+                    self.counters.retrain_requests += 1
+        return output
+
+    def _version(self, key: ModelKey) -> _ModelVersion | None:
+        if key in self.versions:
+            return self.versions[key]
+        index = _entry_index(self.settings, key)
+        version: _ModelVersion | None
+        if index is None and self.settings.unconfigured_models == "ignore":
+            version = None
+        else:
+            entry = None if index is None else self.settings.models[index]
+            profile = None if index is None else self.profiles.get(index)
+            version = _ModelVersion(key, self.settings, entry, profile)
+        self.versions[key] = version
+        return version
+
+    def monitors(self) -> dict[ModelKey, ModelMonitor]:
+        return {k: v.monitor for k, v in self.versions.items() if v is not None}
+
+
+def _entry_index(settings: Settings, key: ModelKey) -> int | None:
+    fallback = None
+    for i, entry in enumerate(settings.models):
+        if entry.model_id != key[0]:
+            continue
+        if entry.model_version == key[1]:
+            return i
+        if entry.model_version is None and fallback is None:
+            fallback = i
+    return fallback
+
+
+def _plan(settings: Settings, entry: ModelSettings | None) -> MonitorPlan:
+    detectors = dict(settings.detectors)
+    features = {} if entry is None else entry.features
+    if entry is not None and entry.detectors is not None:
+        detectors.update(entry.detectors)
+    window = settings.window
+    return MonitorPlan(
+        window_events=window.events,
+        window_seconds=window.duration_seconds,
+        warmup_events=settings.warmup_events,
+        top_k_categories=settings.top_k_categories,
+        detectors=detectors,
+        feature_detectors={
+            name: f.detectors for name, f in features.items() if f.detectors is not None
+        },
+        excluded=frozenset(name for name, f in features.items() if f.exclude),
+        adwin=settings.adwin.model_dump(),
+        page_hinkley=settings.page_hinkley.model_dump(),
+    )
+
+
+def _threshold_lookup(settings: Settings, entry: ModelSettings | None) -> _ThresholdTable:
+    return _ThresholdTable(settings, entry)
+
+
+class _ThresholdTable:
+    """Thresholds by precedence: feature entry > model entry > top level > catalog default."""
+
+    def __init__(self, settings: Settings, entry: ModelSettings | None) -> None:
+        self.settings = settings
+        self.entry = entry
+        self.cache: dict[tuple[str, str], Thresholds] = {}
+
+    def __call__(self, feature: str, detector: str) -> Thresholds:
+        key = (feature, detector)
+        cached = self.cache.get(key)
+        if cached is not None:
+            return cached
+        spec = DETECTORS[detector]
+        warning, critical = spec.warning, spec.critical
+        layers = [self.settings.thresholds]
+        if self.entry is not None:
+            layers.append(self.entry.thresholds)
+            feature_settings = self.entry.features.get(feature)
+            if feature_settings is not None:
+                layers.append(feature_settings.thresholds)
+        for layer in layers:
+            override = layer.get(detector)
+            if override is not None:
+                fields = override.model_fields_set
+                warning = override.warning if "warning" in fields else warning
+                critical = override.critical if "critical" in fields else critical
+        result = Thresholds(warning=warning, critical=critical, direction=spec.direction)
+        self.cache[key] = result
+        return result

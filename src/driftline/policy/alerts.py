@@ -1,0 +1,801 @@
+"""Alert policy: findings -> Alertmanager-style alert events (firing / resolved).
+
+One alert state is kept per (model_id, model_version, feature, detector). Each finding
+whose window has enough samples is classified by its thresholds as *critical* (breaches
+the critical threshold), *warning* (breaches the warning threshold only) or *clear*
+(breaches neither), and three streaks count consecutive windows:
+
+- the warning streak: windows at warning level or worse,
+- the critical streak: windows at critical level,
+- the clear streak: clear windows.
+
+Transitions, checked after every counted finding:
+
+- **fire** when not firing and the critical streak (which takes precedence) or the warning
+  streak reaches ``fire_after``, unless the key is cooling down (below);
+- **escalate** when firing as warning and the critical streak reaches ``fire_after``: a
+  ``resolved`` event for the warning alert, then a ``firing`` event for the critical one;
+- **resolve** when firing and the clear streak reaches ``resolve_after``. A firing
+  critical alert never de-escalates to warning: windows between the two thresholds keep
+  it firing.
+
+Cooldown: after a resolve the key cannot fire again until a finding's ``window_end`` is at
+least the resolving window's end + ``cooldown_seconds``. Streaks keep counting during the
+cooldown, so a drift that persisted through it fires on the first finding after it.
+
+Findings with ``sample_size < min_samples`` or a non-finite value are ignored: they neither
+extend nor break a streak.
+
+Warning and critical alerts of the same thing have different ``severity`` labels, hence
+different fingerprints: they are two alerts, as in Alertmanager.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, Self
+
+import orjson
+
+from driftline.cloudevents import (
+    ALERT_TYPE,
+    cloud_event,
+    deterministic_id,
+    encode_event,
+    fingerprint,
+    format_time,
+)
+from driftline.events import LABEL_FEATURE, PREDICTION_FEATURE
+from driftline.findings import Finding
+
+Severity = Literal["warning", "critical"]
+Status = Literal["firing", "resolved"]
+Direction = Literal["above", "below"]
+Transition = Literal["fired", "escalated", "resolved"]
+"""Why an alert event was emitted. ``escalated`` marks both events of an escalation: the
+``resolved`` warning and the ``firing`` critical alert."""
+
+ERROR_FEATURE = "__error__"
+STATE_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Thresholds:
+    """Warning and critical thresholds of one (feature, detector).
+
+    With ``direction="above"`` a value breaches a threshold when it is strictly greater
+    (distances such as PSI); with ``"below"`` when it is strictly smaller (p-values).
+    ``None`` disables a severity.
+
+    >>> Thresholds(warning=0.1, critical=0.25).level(0.3)
+    'critical'
+    >>> Thresholds(warning=0.05, critical=0.01, direction="below").level(0.03)
+    'warning'
+    """
+
+    warning: float | None
+    critical: float | None
+    direction: Direction = "above"
+
+    def __post_init__(self) -> None:
+        if self.direction not in ("above", "below"):
+            raise ValueError(f"direction must be 'above' or 'below', got {self.direction!r}")
+        for name in ("warning", "critical"):
+            value = getattr(self, name)
+            if value is not None and not math.isfinite(value):
+                raise ValueError(f"{name} threshold must be finite, got {value!r}")
+        if self.warning is not None and self.critical is not None:
+            if self.direction == "above" and self.warning > self.critical:
+                raise ValueError("warning threshold must be <= critical for direction 'above'")
+            if self.direction == "below" and self.warning < self.critical:
+                raise ValueError("warning threshold must be >= critical for direction 'below'")
+
+    def breaches(self, value: float, threshold: float | None) -> bool:
+        """Whether ``value`` is strictly beyond ``threshold`` in this direction."""
+        if threshold is None:
+            return False
+        return value > threshold if self.direction == "above" else value < threshold
+
+    def level(self, value: float) -> Severity | None:
+        """The highest severity ``value`` breaches, or ``None`` when it is clear."""
+        if self.breaches(value, self.critical):
+            return "critical"
+        if self.breaches(value, self.warning):
+            return "warning"
+        return None
+
+    @property
+    def clear_threshold(self) -> float | None:
+        """The threshold a window must not breach to count towards resolving."""
+        return self.warning if self.warning is not None else self.critical
+
+    def threshold(self, severity: Severity) -> float | None:
+        return self.critical if severity == "critical" else self.warning
+
+
+@dataclass(frozen=True, slots=True)
+class AlertSettings:
+    """Debounce settings shared by all alerts of a policy."""
+
+    fire_after: int = 3
+    """Consecutive breaching windows needed to fire."""
+    resolve_after: int = 3
+    """Consecutive clear windows needed to resolve."""
+    cooldown_seconds: float = 600.0
+    """Event time after a resolve before the same alert may fire again."""
+    min_samples: int = 200
+    """Findings with fewer samples are ignored (neither breach nor clear)."""
+    runbook_url: str | None = None
+    """Added to every alert as the ``runbook_url`` annotation when set."""
+
+    def __post_init__(self) -> None:
+        if self.fire_after < 1:
+            raise ValueError(f"fire_after must be >= 1, got {self.fire_after}")
+        if self.resolve_after < 1:
+            raise ValueError(f"resolve_after must be >= 1, got {self.resolve_after}")
+        if not (math.isfinite(self.cooldown_seconds) and self.cooldown_seconds >= 0):
+            raise ValueError(f"cooldown_seconds must be >= 0, got {self.cooldown_seconds}")
+        if self.min_samples < 0:
+            raise ValueError(f"min_samples must be >= 0, got {self.min_samples}")
+
+
+@dataclass(frozen=True, slots=True)
+class AlertWindow:
+    """The window of the finding that caused an alert event (event time, epoch seconds)."""
+
+    start: float
+    end: float
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """One alert event (a state change of one alert), with its CloudEvent.
+
+    Times are epoch seconds of event time; ``event`` holds them in RFC 3339. Treat the
+    ``labels`` and ``event`` mappings as read-only.
+    """
+
+    id: str
+    fingerprint: str
+    status: Status
+    severity: Severity
+    labels: dict[str, str]
+    model_id: str
+    model_version: str
+    feature: str
+    detector: str
+    statistic: str
+    value: float
+    threshold: float
+    """The threshold ``value`` was compared with: the alert's own severity threshold when
+    firing or escalated, the clear threshold when resolved."""
+    direction: Direction
+    window: AlertWindow
+    starts_at: float
+    """``window_end`` of the finding that made the alert fire."""
+    ends_at: float | None
+    """``window_end`` of the resolving finding; ``None`` while firing."""
+    time: float
+    """Event time of the triggering finding (its ``window_end``)."""
+    sequence: int
+    """Stream position of the triggering finding's last event."""
+    transition: Transition
+    event: dict[str, Any] = field(repr=False)
+
+    @property
+    def key(self) -> str:
+        """Kafka message key: the fingerprint, so an alert's history stays in one partition."""
+        return self.fingerprint
+
+    @property
+    def drift_score(self) -> float:
+        """How far beyond its threshold the value is (> 1 means beyond it), for ranking.
+
+        ``value / threshold`` for direction ``above``, ``threshold / value`` for ``below``;
+        infinite when the division is undefined but the value is beyond the threshold.
+        """
+        numerator, denominator = (
+            (self.value, self.threshold)
+            if self.direction == "above"
+            else (self.threshold, self.value)
+        )
+        if denominator > 0:
+            return numerator / denominator
+        return math.inf if numerator > denominator else 0.0
+
+    def to_json(self) -> bytes:
+        """The CloudEvent as stable JSON bytes (the Kafka message value)."""
+        return encode_event(self.event)
+
+    def to_state(self) -> dict[str, Any]:
+        """All fields as a JSON-serialisable dict (see :meth:`from_state`)."""
+        return {
+            "id": self.id,
+            "fingerprint": self.fingerprint,
+            "status": self.status,
+            "severity": self.severity,
+            "labels": dict(self.labels),
+            "model_id": self.model_id,
+            "model_version": self.model_version,
+            "feature": self.feature,
+            "detector": self.detector,
+            "statistic": self.statistic,
+            "value": self.value,
+            "threshold": self.threshold,
+            "direction": self.direction,
+            "window": [self.window.start, self.window.end, self.window.count],
+            "starts_at": self.starts_at,
+            "ends_at": self.ends_at,
+            "time": self.time,
+            "sequence": self.sequence,
+            "transition": self.transition,
+            "event": self.event,
+        }
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any]) -> Self:
+        """Rebuild an alert from :meth:`to_state` (also after a JSON round trip)."""
+        start, end, count = state["window"]
+        return cls(
+            id=state["id"],
+            fingerprint=state["fingerprint"],
+            status=state["status"],
+            severity=state["severity"],
+            labels=dict(state["labels"]),
+            model_id=state["model_id"],
+            model_version=state["model_version"],
+            feature=state["feature"],
+            detector=state["detector"],
+            statistic=state["statistic"],
+            value=float(state["value"]),
+            threshold=float(state["threshold"]),
+            direction=state["direction"],
+            window=AlertWindow(float(start), float(end), int(count)),
+            starts_at=float(state["starts_at"]),
+            ends_at=None if state["ends_at"] is None else float(state["ends_at"]),
+            time=float(state["time"]),
+            sequence=int(state["sequence"]),
+            transition=state["transition"],
+            event=_json_copy(state["event"]),
+        )
+
+
+def alert_name(feature: str, detector: str) -> str:
+    """The ``alertname`` label of an alert on ``feature`` raised by ``detector``.
+
+    >>> alert_name("amount", "psi"), alert_name("__prediction__.fraud", "js")
+    ('FeatureDrift', 'PredictionDrift')
+    >>> alert_name("amount", "quality_missing")
+    'DataQuality'
+    """
+    if detector.startswith("quality_"):
+        return "DataQuality"
+    if is_prediction_feature(feature):
+        return "PredictionDrift"
+    if feature == LABEL_FEATURE:
+        return "LabelDrift"
+    return "FeatureDrift"
+
+
+def is_prediction_feature(feature: str) -> bool:
+    """Whether ``feature`` is the prediction or one class column of it."""
+    return feature == PREDICTION_FEATURE or feature.startswith(PREDICTION_FEATURE + ".")
+
+
+@dataclass(slots=True)
+class _AlertState:
+    """Mutable state of one (model_id, model_version, feature, detector)."""
+
+    warning_streak: int = 0
+    critical_streak: int = 0
+    clear_streak: int = 0
+    firing: Alert | None = None
+    resolved_at: float | None = None
+
+
+_Key = tuple[str, str, str, str]
+
+
+class AlertPolicy:
+    """Turns findings into alert events with debounce, escalation and cooldown.
+
+    Parameters
+    ----------
+    source
+        CloudEvents ``source`` of the alerts, e.g. ``/driftline/prod``.
+    settings
+        Debounce settings.
+    thresholds
+        ``(feature, detector) -> Thresholds``, called for every counted finding.
+    """
+
+    def __init__(
+        self,
+        *,
+        source: str,
+        settings: AlertSettings,
+        thresholds: Callable[[str, str], Thresholds],
+    ) -> None:
+        self.source = source
+        self.settings = settings
+        self._thresholds = thresholds
+        self._states: dict[_Key, _AlertState] = {}
+
+    def observe(self, finding: Finding) -> list[Alert]:
+        """Count one finding; return the alert events it causes (often none)."""
+        if finding.sample_size < self.settings.min_samples or not math.isfinite(finding.value):
+            return []
+        thresholds = self._thresholds(finding.feature, finding.detector)
+        key = (finding.model_id, finding.model_version, finding.feature, finding.detector)
+        state = self._states.setdefault(key, _AlertState())
+        level = thresholds.level(finding.value)
+        state.warning_streak = state.warning_streak + 1 if level is not None else 0
+        state.critical_streak = state.critical_streak + 1 if level == "critical" else 0
+        state.clear_streak = state.clear_streak + 1 if level is None else 0
+
+        if state.firing is None:
+            return self._maybe_fire(state, finding, thresholds)
+        if state.firing.severity == "warning" and state.critical_streak >= self.settings.fire_after:
+            return self._escalate(state, finding, thresholds)
+        if state.clear_streak >= self.settings.resolve_after:
+            return [self._resolve(state, finding, thresholds)]
+        return []
+
+    def firing(self) -> list[Alert]:
+        """The ``firing`` events of all currently firing alerts, ordered by their key."""
+        return [
+            state.firing for _, state in sorted(self._states.items()) if state.firing is not None
+        ]
+
+    def to_state(self) -> dict[str, Any]:
+        """All mutable state as a JSON-serialisable dict."""
+        return {
+            "version": STATE_VERSION,
+            "alerts": [
+                {
+                    "key": list(key),
+                    "warning_streak": state.warning_streak,
+                    "critical_streak": state.critical_streak,
+                    "clear_streak": state.clear_streak,
+                    "firing": None if state.firing is None else state.firing.to_state(),
+                    "resolved_at": state.resolved_at,
+                }
+                for key, state in sorted(self._states.items())
+            ],
+        }
+
+    @classmethod
+    def from_state(
+        cls,
+        state: Mapping[str, Any],
+        *,
+        source: str,
+        settings: AlertSettings,
+        thresholds: Callable[[str, str], Thresholds],
+    ) -> Self:
+        """Rebuild a policy from :meth:`to_state`; it continues exactly where it was."""
+        if state.get("version") != STATE_VERSION:
+            raise ValueError(f"unsupported alert policy state version {state.get('version')!r}")
+        policy = cls(source=source, settings=settings, thresholds=thresholds)
+        for entry in state["alerts"]:
+            model_id, model_version, feature, detector = entry["key"]
+            firing = entry["firing"]
+            resolved_at = entry["resolved_at"]
+            policy._states[(model_id, model_version, feature, detector)] = _AlertState(
+                warning_streak=int(entry["warning_streak"]),
+                critical_streak=int(entry["critical_streak"]),
+                clear_streak=int(entry["clear_streak"]),
+                firing=None if firing is None else Alert.from_state(firing),
+                resolved_at=None if resolved_at is None else float(resolved_at),
+            )
+        return policy
+
+    # -- transitions -------------------------------------------------------------------
+
+    def _maybe_fire(
+        self, state: _AlertState, finding: Finding, thresholds: Thresholds
+    ) -> list[Alert]:
+        fire_after = self.settings.fire_after
+        severity: Severity
+        if state.critical_streak >= fire_after:
+            severity, streak = "critical", state.critical_streak
+        elif state.warning_streak >= fire_after and thresholds.warning is not None:
+            severity, streak = "warning", state.warning_streak
+        else:
+            return []
+        if (
+            state.resolved_at is not None
+            and finding.window_end < state.resolved_at + self.settings.cooldown_seconds
+        ):
+            return []
+        threshold = thresholds.threshold(severity)
+        assert threshold is not None  # breached, so set
+        state.firing = self._alert(
+            finding,
+            thresholds,
+            severity=severity,
+            status="firing",
+            transition="fired",
+            threshold=threshold,
+            threshold_name=severity,
+            starts_at=finding.window_end,
+            streak=streak,
+        )
+        return [state.firing]
+
+    def _escalate(
+        self, state: _AlertState, finding: Finding, thresholds: Thresholds
+    ) -> list[Alert]:
+        assert state.firing is not None and thresholds.critical is not None
+        superseded = self._alert(
+            finding,
+            thresholds,
+            severity="warning",
+            status="resolved",
+            transition="escalated",
+            threshold=thresholds.critical,
+            threshold_name="critical",
+            starts_at=state.firing.starts_at,
+            streak=state.critical_streak,
+        )
+        state.firing = self._alert(
+            finding,
+            thresholds,
+            severity="critical",
+            status="firing",
+            transition="escalated",
+            threshold=thresholds.critical,
+            threshold_name="critical",
+            starts_at=finding.window_end,
+            streak=state.critical_streak,
+            escalated_from=superseded.starts_at,
+        )
+        return [superseded, state.firing]
+
+    def _resolve(self, state: _AlertState, finding: Finding, thresholds: Thresholds) -> Alert:
+        firing = state.firing
+        assert firing is not None
+        clear = thresholds.clear_threshold
+        resolved = self._alert(
+            finding,
+            thresholds,
+            severity=firing.severity,
+            status="resolved",
+            transition="resolved",
+            threshold=firing.threshold if clear is None else clear,
+            threshold_name="warning" if thresholds.warning is not None else "critical",
+            starts_at=firing.starts_at,
+            streak=state.clear_streak,
+        )
+        state.firing = None
+        state.resolved_at = finding.window_end
+        return resolved
+
+    def _alert(
+        self,
+        finding: Finding,
+        thresholds: Thresholds,
+        *,
+        severity: Severity,
+        status: Status,
+        transition: Transition,
+        threshold: float,
+        threshold_name: Severity,
+        starts_at: float,
+        streak: int,
+        escalated_from: float | None = None,
+    ) -> Alert:
+        labels = {
+            "alertname": alert_name(finding.feature, finding.detector),
+            "model_id": finding.model_id,
+            "model_version": finding.model_version,
+            "feature": finding.feature,
+            "detector": finding.detector,
+            "severity": severity,
+        }
+        alert_fingerprint = fingerprint(labels)
+        alert_id = deterministic_id(alert_fingerprint, status, str(finding.sequence))
+        ends_at = finding.window_end if status == "resolved" else None
+        text = _AlertText(
+            finding=finding,
+            direction=thresholds.direction,
+            severity=severity,
+            status=status,
+            transition=transition,
+            threshold=threshold,
+            threshold_name=threshold_name,
+            streak=streak,
+            starts_at=starts_at,
+            escalated_from=escalated_from,
+        )
+        annotations = {"summary": text.summary(), "description": text.description()}
+        if self.settings.runbook_url is not None:
+            annotations["runbook_url"] = self.settings.runbook_url
+        evidence = _json_copy(finding.evidence)
+        evidence.update(
+            sample_size=finding.sample_size,
+            event_id=finding.event_id,
+            sequence=finding.sequence,
+        )
+        data = {
+            "status": status,
+            "fingerprint": alert_fingerprint,
+            "labels": labels,
+            "annotations": annotations,
+            "starts_at": format_time(starts_at),
+            "ends_at": None if ends_at is None else format_time(ends_at),
+            "statistic": {
+                "name": finding.statistic,
+                "value": finding.value,
+                "threshold": threshold,
+            },
+            "window": {
+                "start": format_time(finding.window_start),
+                "end": format_time(finding.window_end),
+                "count": finding.window_count,
+            },
+            "evidence": evidence,
+        }
+        event = cloud_event(
+            type=ALERT_TYPE,
+            source=self.source,
+            id=alert_id,
+            subject=f"{finding.model_id}/{finding.model_version}/{finding.feature}",
+            time=format_time(finding.window_end),
+            data=data,
+        )
+        return Alert(
+            id=alert_id,
+            fingerprint=alert_fingerprint,
+            status=status,
+            severity=severity,
+            labels=dict(labels),
+            model_id=finding.model_id,
+            model_version=finding.model_version,
+            feature=finding.feature,
+            detector=finding.detector,
+            statistic=finding.statistic,
+            value=finding.value,
+            threshold=threshold,
+            direction=thresholds.direction,
+            window=AlertWindow(finding.window_start, finding.window_end, finding.window_count),
+            starts_at=starts_at,
+            ends_at=ends_at,
+            time=finding.window_end,
+            sequence=finding.sequence,
+            transition=transition,
+            event=event,
+        )
+
+
+def _json_copy(value: Mapping[str, Any]) -> dict[str, Any]:
+    """A deep copy through JSON: detaches from the caller, turns numpy values into JSON."""
+    copied: dict[str, Any] = orjson.loads(encode_event(value))
+    return copied
+
+
+# -- human text ------------------------------------------------------------------------
+
+STATISTIC_NAMES: dict[str, str] = {
+    "psi": "PSI",
+    "js": "Jensen-Shannon distance",
+    "jensen_shannon": "Jensen-Shannon distance",
+    "jensenshannon": "Jensen-Shannon distance",
+    "js_distance": "Jensen-Shannon distance",
+    "ks": "KS statistic",
+    "ks_statistic": "KS statistic",
+    "ks_pvalue": "KS p-value",
+    "ks_p_value": "KS p-value",
+    "wasserstein": "Wasserstein distance",
+    "wasserstein_normed": "Wasserstein distance (normalised)",
+    "wasserstein_normalised": "Wasserstein distance (normalised)",
+    "wasserstein_normalized": "Wasserstein distance (normalised)",
+    "chi2": "chi-square p-value",
+    "chisquare": "chi-square p-value",
+    "chi2_pvalue": "chi-square p-value",
+    "chi2_p_value": "chi-square p-value",
+    "chisquare_pvalue": "chi-square p-value",
+    "chi2_statistic": "chi-square statistic",
+    "hellinger": "Hellinger distance",
+    "kl_div": "KL divergence",
+    "missing_rate": "missing-value rate",
+    "missing_rate_increase": "missing-value rate increase",
+    "out_of_range_rate": "out-of-range rate",
+    "unseen_category_rate": "unseen-category rate",
+    "type_error_rate": "wrong-type rate",
+    "type_mismatch_rate": "wrong-type rate",
+    "adwin": "ADWIN mean change",
+    "page_hinkley": "Page-Hinkley statistic",
+}
+"""Display names of known statistic names; unknown names are shown as they are."""
+
+_MEANINGS: dict[str, str] = {
+    "PSI": (
+        "PSI (population stability index) measures how far the binned distribution moved "
+        "from the reference profile; 0.1 to 0.25 is usually read as a moderate and above "
+        "0.25 as a major shift."
+    ),
+    "Jensen-Shannon distance": (
+        "The Jensen-Shannon distance between the window's and the reference distribution "
+        "runs from 0 (identical) to 1 (no overlap)."
+    ),
+    "KS statistic": (
+        "The KS statistic is the largest gap between the window's and the reference "
+        "cumulative distributions (0 to 1)."
+    ),
+    "KS p-value": (
+        "A small KS p-value means the window is unlikely to come from the reference distribution."
+    ),
+    "Wasserstein distance": (
+        "The Wasserstein distance is how far, on average, values moved from the reference "
+        "distribution, in the feature's units."
+    ),
+    "Wasserstein distance (normalised)": (
+        "The normalised Wasserstein distance is how far, on average, values moved from the "
+        "reference distribution, in units of the reference spread."
+    ),
+    "chi-square p-value": (
+        "A small chi-square p-value means the window's category frequencies are unlikely "
+        "under the reference frequencies."
+    ),
+    "Hellinger distance": (
+        "The Hellinger distance between the window's and the reference distribution runs "
+        "from 0 (identical) to 1 (no overlap)."
+    ),
+    "missing-value rate increase": (
+        "It is the share of missing values above the reference missing rate."
+    ),
+    "out-of-range rate": "It is the share of values outside the reference minimum-maximum range.",
+    "unseen-category rate": (
+        "It is the share of values in categories the reference profile never saw."
+    ),
+    "wrong-type rate": "It is the share of values whose type differs from the reference type.",
+}
+
+
+def statistic_display_name(statistic: str) -> str:
+    """Human name of a statistic.
+
+    >>> statistic_display_name("psi"), statistic_display_name("my_stat")
+    ('PSI', 'my_stat')
+    """
+    return STATISTIC_NAMES.get(statistic.lower(), statistic)
+
+
+def format_number(value: float, digits: int | None = None) -> str:
+    """A statistic for humans: 2 decimals from 0.01 up, 2 significant digits below,
+    thousands separators from 1,000; ``digits`` forces that many significant digits.
+
+    >>> format_number(0.3123), format_number(0.1), format_number(0.00123), format_number(12345.6)
+    ('0.31', '0.10', '0.0012', '12,346')
+    """
+    if digits is not None:
+        return f"{value:,.{digits}g}"
+    magnitude = abs(value)
+    if magnitude == 0:
+        return "0"
+    if magnitude >= 1000:
+        return f"{value:,.0f}"
+    if magnitude >= 0.01:
+        return f"{value:.2f}"
+    return f"{value:.2g}"
+
+
+def format_pair(value: float, threshold: float) -> tuple[str, str]:
+    """Format a value and its threshold, with more digits when they would look equal.
+
+    >>> format_pair(0.2549, 0.25)
+    ('0.255', '0.25')
+    """
+    shown = format_number(value), format_number(threshold)
+    digits = 3
+    while shown[0] == shown[1] and value != threshold and digits <= 12:
+        shown = format_number(value, digits), format_number(threshold, digits)
+        digits += 1
+    return shown
+
+
+def display_time(epoch_seconds: float) -> str:
+    """``2026-11-27 14:03:12 UTC``: event time to the second, for on-call text.
+
+    >>> display_time(1795788192.25)
+    '2026-11-27 14:03:12 UTC'
+    """
+    stamp = format_time(epoch_seconds)
+    return f"{stamp[:10]} {stamp[11:19]} UTC"
+
+
+def display_model(model_id: str, model_version: str) -> str:
+    """``fraud-scorer v7`` for numeric versions, the version as given otherwise.
+
+    >>> display_model("fraud-scorer", "7"), display_model("fraud-scorer", "canary")
+    ('fraud-scorer v7', 'fraud-scorer canary')
+    """
+    prefix = "v" if model_version[:1].isdigit() else ""
+    return f"{model_id} {prefix}{model_version}"
+
+
+def display_feature(feature: str) -> str:
+    """How an alert names what drifted.
+
+    >>> display_feature("amount"), display_feature("__prediction__.fraud")
+    ('`amount`', 'the predicted probability of class `fraud`')
+    """
+    if feature == PREDICTION_FEATURE:
+        return "the prediction"
+    if feature.startswith(PREDICTION_FEATURE + "."):
+        return f"the predicted probability of class `{feature[len(PREDICTION_FEATURE) + 1 :]}`"
+    if feature == LABEL_FEATURE:
+        return "the label"
+    if feature == ERROR_FEATURE:
+        return "the prediction error"
+    return f"`{feature}`"
+
+
+@dataclass(frozen=True, slots=True)
+class _AlertText:
+    """Summary and description of one alert event."""
+
+    finding: Finding
+    direction: Direction
+    severity: Severity
+    status: Status
+    transition: Transition
+    threshold: float
+    threshold_name: Severity
+    """Which threshold ``threshold`` is (the clear threshold of a resolve may be either)."""
+    streak: int
+    starts_at: float
+    escalated_from: float | None
+
+    def summary(self) -> str:
+        f = self.finding
+        name = statistic_display_name(f.statistic)
+        value, threshold = format_pair(f.value, self.threshold)
+        prefix = ""
+        if self.transition == "resolved":
+            prefix = "Resolved: "
+            op = "<=" if self.direction == "above" else ">="
+        else:
+            if self.status == "resolved":  # the warning side of an escalation
+                prefix = "Escalated to critical: "
+            op = ">" if self.direction == "above" else "<"
+        return (
+            f"{prefix}{name} {value} {op} {threshold} on {display_feature(f.feature)} of "
+            f"{display_model(f.model_id, f.model_version)} over {f.window_count:,} events "
+            f"ending {display_time(f.window_end)}"
+        )
+
+    def description(self) -> str:
+        f = self.finding
+        name = statistic_display_name(f.statistic)
+        threshold = f"the {self.threshold_name} threshold {format_number(self.threshold)}"
+        windows = f"{self.streak:,} consecutive window{'s' if self.streak != 1 else ''}"
+        if self.transition == "resolved":
+            side = "at or below" if self.direction == "above" else "at or above"
+            state = (
+                f"{name} has stayed {side} {threshold} for {windows}; "
+                f"the alert had been firing since {display_time(self.starts_at)}."
+            )
+        else:
+            side = "above" if self.direction == "above" else "below"
+            state = f"{name} has been {side} {threshold} for {windows}"
+            if self.status == "resolved":
+                state += "; this warning alert is superseded by the critical one."
+            elif self.escalated_from is not None:
+                since = display_time(self.escalated_from)
+                state += f", escalating the warning alert firing since {since}."
+            else:
+                state += "."
+        window = (
+            f"The latest window holds {f.window_count:,} events from "
+            f"{display_time(f.window_start)} to {display_time(f.window_end)} "
+            f"({f.sample_size:,} values used)."
+        )
+        meaning = _MEANINGS.get(
+            name, f"`{f.statistic}` is the statistic reported by the `{f.detector}` detector."
+        )
+        return f"{state} {window} {meaning}"

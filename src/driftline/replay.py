@@ -1,0 +1,80 @@
+"""``driftline replay``: a JSONL file of prediction events through the core, outputs to files.
+
+This is the reference behaviour of the core: the Kafka service runs the same
+:class:`~driftline.pipeline.Pipeline` on the same events and must produce the same outputs.
+Blank lines are skipped; every other line is one event (a bad one becomes a dead letter).
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import orjson
+
+from driftline.pipeline import Pipeline, PipelineCounters, PipelineOutput
+
+DEFAULT_BATCH_SIZE = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class ReplaySinks:
+    alerts: BinaryIO
+    retrain_requests: BinaryIO | None
+    dead_letters: BinaryIO | None
+
+
+def read_batches(source: BinaryIO, batch_size: int) -> Iterator[tuple[list[int], list[bytes]]]:
+    """Yield (line numbers, line bytes) batches of non-blank lines."""
+    numbers: list[int] = []
+    lines: list[bytes] = []
+    for number, line in enumerate(source, start=1):
+        payload = line.rstrip(b"\r\n")
+        if not payload.strip():
+            continue
+        numbers.append(number)
+        lines.append(payload)
+        if len(lines) >= batch_size:
+            yield numbers, lines
+            numbers, lines = [], []
+    if lines:
+        yield numbers, lines
+
+
+def dead_letter_record(line: int, reason: str, message: str, payload: bytes) -> bytes:
+    """One dead letter as a JSON line (the original bytes base64-encoded, exactly)."""
+    return orjson.dumps(
+        {
+            "line": line,
+            "reason": reason,
+            "message": message,
+            "payload_base64": base64.b64encode(payload).decode("ascii"),
+        }
+    )
+
+
+def write_output(output: PipelineOutput, numbers: list[int], sinks: ReplaySinks) -> None:
+    for alert in output.alerts:
+        sinks.alerts.write(alert.to_json() + b"\n")
+    if sinks.retrain_requests is not None:
+        for request in output.retrain_requests:
+            sinks.retrain_requests.write(request.to_json() + b"\n")
+    if sinks.dead_letters is not None:
+        for dead in output.dead_letters:
+            record = dead_letter_record(
+                numbers[dead.index], dead.reason.value, dead.message, dead.payload
+            )
+            sinks.dead_letters.write(record + b"\n")
+
+
+def replay(
+    pipeline: Pipeline, events: Path, sinks: ReplaySinks, batch_size: int = DEFAULT_BATCH_SIZE
+) -> PipelineCounters:
+    """Run every event of ``events`` through ``pipeline`` in order, writing outputs to sinks."""
+    with events.open("rb") as source:
+        for numbers, lines in read_batches(source, batch_size):
+            write_output(pipeline.process(lines), numbers, sinks)
+    return pipeline.counters
