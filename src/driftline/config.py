@@ -37,12 +37,18 @@ class WindowSettings(_Strict):
     events: int | None = Field(None, gt=0)
     duration_seconds: float | None = Field(None, gt=0)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _default_size(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("events") is None:
+            if data.get("duration_seconds") is None:
+                return {**data, "events": 1000}
+        return data
+
     @model_validator(mode="after")
     def _one_kind(self) -> Self:
         if self.events is not None and self.duration_seconds is not None:
             raise ValueError("set either `events` or `duration_seconds`, not both")
-        if self.events is None and self.duration_seconds is None:
-            return self.model_copy(update={"events": 1000})
         return self
 
 

@@ -1,23 +1,102 @@
 """Prediction events: raw message bytes -> validated, columnar per-model batches.
 
 Decoding never raises on bad input and never drops an event silently: every message of a
-batch ends up either in exactly one :class:`ModelBatch` row or as one :class:`DeadLetter`.
+batch ends up either in exactly one :class:`ModelBatch` row or as one :class:`DeadLetter`,
+and one bad message never changes how the good ones of its batch decode.
+
+The rules below are the contract of the prediction event (v1, see DESIGN.md). When a
+message breaks several rules, the reason reported is the first one in this order:
+
+1. **Size**: a message longer than ``DecodeLimits.max_payload_bytes`` is
+   ``payload_too_large`` and is not parsed.
+2. **JSON** (parsed with orjson): invalid UTF-8 is ``invalid_utf8``; nesting deeper than
+   orjson's limit (1024) is ``nesting_too_deep``; the literals ``NaN``, ``Infinity`` and
+   ``-Infinity``, and numbers that overflow a double (``1e999``), are
+   ``non_finite_number``; any other syntax error (including a ``\\ud800``-style lone
+   surrogate escape) is ``invalid_json``. Integers beyond 64 bits become floats.
+   Duplicate keys are accepted and the last one wins. A top level that is not an object
+   is ``not_an_object``.
+3. **Envelope**, in this order: ``event_id``, ``model_id``, ``model_version``,
+   ``timestamp``. A missing (or null) field is ``missing_field``. ``event_id`` and
+   ``model_id`` must be non-empty strings of at most 512 characters, else
+   ``invalid_field``. ``model_version`` is a non-empty string of at most 512 characters,
+   or an integer number, read as its decimal string (``7`` and ``7.0`` are both ``"7"``);
+   other numbers and booleans are ``invalid_field``.
+4. **timestamp** (``invalid_timestamp`` when wrong): an RFC 3339 date-time *with* an
+   offset, ``YYYY-MM-DD(T|t| )hh:mm:ss[.fraction](Z|z|±hh:mm)`` (``-00:00`` reads as UTC;
+   fraction digits beyond microseconds are truncated; leap second ``:60`` is rejected);
+   a date-time without an offset is rejected with a message saying so. Or a number:
+   epoch seconds when below ``1e11``, else epoch milliseconds. Booleans are invalid.
+   The instant must lie within 1970-01-01T00:00:00Z ... 9999-12-31T23:59:59Z. Stored as
+   float64 epoch seconds.
+5. **features**: absent or null means no features; anything but an object is
+   ``features_not_object``. More than ``max_features`` entries is ``too_many_features``;
+   a name that is empty or starts with ``__`` (reserved for driftline's own columns) is
+   ``invalid_feature_name``; a value that is not a number, string, boolean or null
+   (an object or array) is ``invalid_feature_value``. The first offending name (in the
+   event's key order) is named in the message.
+6. **prediction**: absent or null means none; a number, string or boolean becomes column
+   ``__prediction__``. An object maps class -> probability: it must be non-empty, its
+   class names non-empty, its values numbers (not booleans); it becomes one column
+   ``__prediction__.<class>`` per class. Anything else is ``invalid_prediction``.
+   Features plus prediction classes above ``max_features`` is ``too_many_features``.
+7. **label**: absent or null means none; a number, string or boolean becomes column
+   ``__label__``; anything else is ``invalid_label``.
+8. An event with neither ``features`` (an empty object counts as present) nor
+   ``prediction`` is ``no_features_or_prediction``.
+
+Unknown top-level fields are ignored.
+
+Output: one :class:`ModelBatch` per (model_id, model_version), ordered by the position of
+its first row; rows in input order. ``columns`` holds one list per column name seen in
+that model's rows (feature names, plus ``__prediction__``, ``__prediction__.<class>`` and
+``__label__`` when at least one row has a non-null one), sorted by name, with ``None``
+where a row has no value. Dead letters come in input order.
+
+Examples
+--------
+>>> batch = decode_batch([
+...     b'{"event_id": "e1", "model_id": "fraud", "model_version": 3,'
+...     b' "timestamp": "2024-05-01T12:00:00Z", "features": {"amount": 12.5}}',
+...     b'{"event_id": "e2"}',
+... ])
+>>> model = batch.models[0]
+>>> model.model_id, model.model_version, model.timestamps.tolist(), model.columns
+('fraud', '3', [1714564800.0], {'amount': [12.5]})
+>>> [(d.index, d.reason.value, d.message) for d in batch.dead_letters]
+[(1, 'missing_field', "required field 'model_id' is missing")]
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections import deque
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
+from itertools import repeat
+from operator import itemgetter
+from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
+import orjson
 
 #: A feature value after decoding: JSON scalars only (``None`` = null or absent).
 Scalar = float | int | str | bool | None
 
 PREDICTION_FEATURE = "__prediction__"
 LABEL_FEATURE = "__label__"
+
+MAX_ID_LENGTH = 512
+"""Longest accepted ``event_id``, ``model_id`` and ``model_version``, in characters."""
+MIN_EPOCH_SECONDS = 0.0
+"""1970-01-01T00:00:00Z, the earliest accepted event time."""
+MAX_EPOCH_SECONDS = 253_402_300_799.0
+"""9999-12-31T23:59:59Z, the latest accepted event time."""
+EPOCH_MILLISECONDS_FROM = 1e11
+"""Numeric timestamps at or above this are epoch milliseconds, below it epoch seconds."""
 
 
 class DeadLetterReason(StrEnum):
@@ -32,6 +111,7 @@ class DeadLetterReason(StrEnum):
     INVALID_FIELD = "invalid_field"
     INVALID_TIMESTAMP = "invalid_timestamp"
     FEATURES_NOT_OBJECT = "features_not_object"
+    INVALID_FEATURE_NAME = "invalid_feature_name"
     INVALID_FEATURE_VALUE = "invalid_feature_value"
     NON_FINITE_NUMBER = "non_finite_number"
     NO_FEATURES_OR_PREDICTION = "no_features_or_prediction"
@@ -99,6 +179,501 @@ class DecodedBatch:
     """Number of input messages; equals rows over all models plus dead letters."""
 
 
+Features = dict[str, Any]
+"""A decoded ``features`` object (validated before it reaches a column)."""
+Prediction = Scalar | dict[str, float | int]
+Entry = tuple[int, str, float, Features, Prediction, Scalar]
+"""One accepted event: index, event_id, epoch seconds, features, prediction, label."""
+
+_SCALAR_TYPES = frozenset({str, int, float, bool})
+_FEATURE_VALUE_TYPES = frozenset({str, int, float, bool, type(None)})
+_NUMBER_TYPES = frozenset({int, float})
+_ENVELOPE = itemgetter("event_id", "model_id", "model_version", "timestamp")
+# ts[4:20:3] of the common RFC 3339 shapes "YYYY-MM-DDThh:mm:ss" + (".", "Z", "+", "-").
+_FAST_TIMESTAMP_SHAPES = frozenset({"--T::.", "--T::Z", "--T::+", "--T::-"})
+_RFC3339 = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?"
+    r"(?P<offset>[Zz]|[+-][0-9]{2}:[0-9]{2})?"
+)
+_NON_FINITE_LITERALS = (b"NaN", b"Infinity")
+_SHOWN_CHARS = 60
+
+
+class _RejectedEventError(Exception):
+    """Raised inside the checked decoding path; becomes a dead letter."""
+
+    def __init__(self, reason: DeadLetterReason, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
 def decode_batch(payloads: Sequence[bytes], limits: DecodeLimits = DecodeLimits()) -> DecodedBatch:
-    """Decode a batch of raw message values (one JSON prediction event each)."""
-    raise NotImplementedError
+    """Decode a batch of raw message values (one JSON prediction event each).
+
+    Parameters
+    ----------
+    payloads
+        Message values, in consumption order.
+    limits
+        Size and width limits; a breach dead-letters the event.
+
+    Returns
+    -------
+    DecodedBatch
+        Per-model columnar rows and one dead letter per rejected message.
+    """
+    max_payload_bytes = limits.max_payload_bytes
+    max_features = limits.max_features
+    groups: dict[tuple[str, str], list[Entry]] = {}
+    dead_letters: list[DeadLetter] = []
+    no_features: Features = {}  # shared marker row of events without features; never mutated
+    # Locals for the hot loop.
+    loads = orjson.loads
+    decode_error = orjson.JSONDecodeError
+    envelope = _ENVELOPE
+    groups_get = groups.get
+    fromisoformat = datetime.fromisoformat
+    fast_shapes = _FAST_TIMESTAMP_SHAPES
+    scalar_types = _SCALAR_TYPES
+    max_id = MAX_ID_LENGTH
+    max_epoch = MAX_EPOCH_SECONDS
+    ms_from = EPOCH_MILLISECONDS_FROM
+
+    for index, payload in enumerate(payloads):
+        if len(payload) > max_payload_bytes:
+            dead_letters.append(_too_large(index, payload, max_payload_bytes))
+            continue
+        try:
+            event = loads(payload)
+        except decode_error as error:
+            dead_letters.append(_unparsable(index, payload, error))
+            continue
+
+        # Fast path: accepts only events that the checked path below accepts identically,
+        # and hands everything else to it. Feature names and values are validated per
+        # model batch afterwards (see _feature_columns). The model key must already be
+        # known, so it was validated when the checked path created its group.
+        try:
+            event_id, model_id, version, ts = envelope(event)
+        except (KeyError, TypeError):
+            pass
+        else:
+            if type(version) is int:
+                version = str(version)
+            if type(model_id) is str and type(version) is str:
+                entries = groups_get((model_id, version))
+                if entries is not None and type(event_id) is str and 0 < len(event_id) <= max_id:
+                    seconds = -1.0
+                    if type(ts) is str:
+                        if ts[4:20:3] in fast_shapes and (
+                            ts[-1] == "Z" or (ts[-3] == ":" and ts[-6] in "+-")
+                        ):
+                            try:  # noqa: SIM105 (contextlib.suppress is slower here)
+                                seconds = fromisoformat(ts).timestamp()
+                            except ValueError:
+                                pass
+                    elif type(ts) is float or type(ts) is int:
+                        seconds = ts if ts < ms_from else ts / 1000
+                    if 0.0 <= seconds <= max_epoch:
+                        features = event.get("features")
+                        if features is None:
+                            features = no_features
+                        prediction = event.get("prediction")
+                        label = event.get("label")
+                        if (
+                            type(features) is dict
+                            and (prediction is None or type(prediction) in scalar_types)
+                            and (label is None or type(label) in scalar_types)
+                            and (prediction is not None or features is not no_features)
+                        ):
+                            entries.append((index, event_id, seconds, features, prediction, label))
+                            continue
+
+        try:
+            key, entry = _checked_event(index, event, max_features, no_features)
+        except _RejectedEventError as rejected:
+            dead_letters.append(DeadLetter(index, rejected.reason, rejected.message, payload))
+            continue
+        entries = groups_get(key)
+        if entries is None:
+            groups[key] = entries = []
+        entries.append(entry)
+
+    models: list[ModelBatch] = []
+    for (model_id, version), entries in groups.items():
+        model = _model_batch(model_id, version, entries, max_features, payloads, dead_letters)
+        if model is not None:
+            models.append(model)
+    models.sort(key=lambda model: int(model.indices[0]))
+    dead_letters.sort(key=lambda letter: letter.index)
+    return DecodedBatch(models=models, dead_letters=dead_letters, size=len(payloads))
+
+
+# --- JSON-level rejections --------------------------------------------------------------
+
+
+def _too_large(index: int, payload: bytes, max_payload_bytes: int) -> DeadLetter:
+    message = f"message is {len(payload)} bytes, more than the limit of {max_payload_bytes}"
+    return DeadLetter(index, DeadLetterReason.PAYLOAD_TOO_LARGE, message, payload)
+
+
+def _unparsable(index: int, payload: bytes, error: orjson.JSONDecodeError) -> DeadLetter:
+    """Classify an orjson error (error path only)."""
+    reason, message = _classify_json_error(bytes(payload), error)
+    return DeadLetter(index, reason, message, payload)
+
+
+def _classify_json_error(
+    payload: bytes, error: orjson.JSONDecodeError
+) -> tuple[DeadLetterReason, str]:
+    try:
+        payload.decode("utf-8")
+    except UnicodeDecodeError as bad:
+        return (
+            DeadLetterReason.INVALID_UTF8,
+            f"message is not valid UTF-8: {bad.reason} at byte {bad.start}",
+        )
+    position = error.pos
+    if "depth limit" in error.msg:
+        return (
+            DeadLetterReason.NESTING_TOO_DEEP,
+            f"JSON nesting is deeper than the parser limit (1024) at char {position}",
+        )
+    if "infinity" in error.msg:
+        return (
+            DeadLetterReason.NON_FINITE_NUMBER,
+            f"number at char {position} overflows a double (not finite)",
+        )
+    # orjson reports NaN/Infinity at the literal, and -Infinity just after the sign.
+    text = payload.decode("utf-8")
+    if text.startswith(("NaN", "Infinity"), position):
+        literal = "NaN" if text.startswith("NaN", position) else "Infinity"
+        if position > 0 and text[position - 1] == "-":
+            literal = "-" + literal
+        return (
+            DeadLetterReason.NON_FINITE_NUMBER,
+            f"non-finite number literal {literal} at char {position} is not JSON",
+        )
+    return DeadLetterReason.INVALID_JSON, f"invalid JSON at char {position}: {error.msg}"
+
+
+# --- The checked path: every rule, in contract order ------------------------------------
+
+
+def _checked_event(
+    index: int, event: Any, max_features: int, no_features: Features
+) -> tuple[tuple[str, str], Entry]:
+    """Validate one parsed event against every rule; raise on the first it breaks."""
+    if type(event) is not dict:
+        raise _RejectedEventError(
+            DeadLetterReason.NOT_AN_OBJECT,
+            f"top level is a JSON {_json_type(event)}, not an object",
+        )
+    event_id = _identifier(event, "event_id")
+    model_id = _identifier(event, "model_id")
+    version = _model_version(event)
+    seconds = _timestamp(event.get("timestamp"))
+    features = event.get("features")
+    if features is None:
+        features = no_features
+    elif type(features) is not dict:
+        raise _RejectedEventError(
+            DeadLetterReason.FEATURES_NOT_OBJECT,
+            f"field 'features' must be an object, got {_describe(features)}",
+        )
+    else:
+        problem = _feature_problem(features, max_features)
+        if problem is not None:
+            raise _RejectedEventError(*problem)
+    prediction = _prediction(event.get("prediction"))
+    if type(prediction) is dict and len(features) + len(prediction) > max_features:
+        raise _RejectedEventError(
+            DeadLetterReason.TOO_MANY_FEATURES,
+            f"{len(features)} features and {len(prediction)} prediction classes are more "
+            f"than the limit of {max_features}",
+        )
+    label = event.get("label")
+    if label is not None and type(label) not in _SCALAR_TYPES:
+        raise _RejectedEventError(
+            DeadLetterReason.INVALID_LABEL,
+            f"field 'label' must be a number, string or boolean, got {_describe(label)}",
+        )
+    if features is no_features and prediction is None:
+        raise _RejectedEventError(
+            DeadLetterReason.NO_FEATURES_OR_PREDICTION,
+            "event has neither 'features' nor 'prediction'",
+        )
+    return (model_id, version), (index, event_id, seconds, features, prediction, label)
+
+
+def _required(event: dict[str, Any], name: str) -> Any:
+    value = event.get(name)
+    if value is None:
+        raise _RejectedEventError(
+            DeadLetterReason.MISSING_FIELD, f"required field {name!r} is missing"
+        )
+    return value
+
+
+def _identifier(event: dict[str, Any], name: str) -> str:
+    value = _required(event, name)
+    if type(value) is not str or not 0 < len(value) <= MAX_ID_LENGTH:
+        raise _RejectedEventError(
+            DeadLetterReason.INVALID_FIELD,
+            f"field {name!r} must be a non-empty string of at most {MAX_ID_LENGTH} "
+            f"characters, got {_describe(value)}",
+        )
+    return value
+
+
+def _model_version(event: dict[str, Any]) -> str:
+    value = _required(event, "model_version")
+    version: str | None = None
+    if type(value) is str:
+        version = value
+    elif type(value) is int:
+        version = str(value)
+    elif type(value) is float and value.is_integer():
+        version = str(int(value))
+    if version is None or not 0 < len(version) <= MAX_ID_LENGTH:
+        raise _RejectedEventError(
+            DeadLetterReason.INVALID_FIELD,
+            "field 'model_version' must be a non-empty string of at most "
+            f"{MAX_ID_LENGTH} characters or an integer, got {_describe(value)}",
+        )
+    return version
+
+
+def _timestamp(value: Any) -> float:
+    """Epoch seconds of a ``timestamp`` field value (see the module rules)."""
+    if value is None:
+        raise _RejectedEventError(
+            DeadLetterReason.MISSING_FIELD, "required field 'timestamp' is missing"
+        )
+    seconds: float
+    if type(value) is str:
+        match = _RFC3339.fullmatch(value)
+        if match is None:
+            raise _RejectedEventError(
+                DeadLetterReason.INVALID_TIMESTAMP,
+                f"timestamp {_show(value)} is not an RFC 3339 date-time "
+                "(YYYY-MM-DDThh:mm:ss[.fraction] followed by Z or ±hh:mm)",
+            )
+        if match["offset"] is None:
+            raise _RejectedEventError(
+                DeadLetterReason.INVALID_TIMESTAMP,
+                f"timestamp {_show(value)} has no UTC offset: add 'Z' or ±hh:mm",
+            )
+        try:
+            seconds = datetime.fromisoformat(value.upper()).timestamp()
+        except ValueError as error:
+            raise _RejectedEventError(
+                DeadLetterReason.INVALID_TIMESTAMP,
+                f"timestamp {_show(value)} is not a valid date-time: {error}",
+            ) from None
+    elif type(value) is int or type(value) is float:
+        seconds = value if value < EPOCH_MILLISECONDS_FROM else value / 1000
+    else:
+        raise _RejectedEventError(
+            DeadLetterReason.INVALID_TIMESTAMP,
+            "field 'timestamp' must be an RFC 3339 string or an epoch number, "
+            f"got {_describe(value)}",
+        )
+    if not MIN_EPOCH_SECONDS <= seconds <= MAX_EPOCH_SECONDS:
+        raise _RejectedEventError(
+            DeadLetterReason.INVALID_TIMESTAMP,
+            f"timestamp {_show(value)} is outside 1970-01-01T00:00:00Z .. 9999-12-31T23:59:59Z",
+        )
+    return seconds
+
+
+def _is_reserved_or_empty(name: str) -> bool:
+    return not name or name.startswith("__")
+
+
+def _feature_problem(features: Features, max_features: int) -> tuple[DeadLetterReason, str] | None:
+    """The first rule a ``features`` object breaks, or ``None``."""
+    if len(features) > max_features:
+        return (
+            DeadLetterReason.TOO_MANY_FEATURES,
+            f"{len(features)} features are more than the limit of {max_features}",
+        )
+    for name in features:
+        if _is_reserved_or_empty(name):
+            return (
+                DeadLetterReason.INVALID_FEATURE_NAME,
+                f"feature name {_show(name)} is empty or starts with the reserved '__'",
+            )
+    for name, value in features.items():
+        if type(value) not in _FEATURE_VALUE_TYPES:
+            return (
+                DeadLetterReason.INVALID_FEATURE_VALUE,
+                f"feature {_show(name)} must be a number, string, boolean or null, "
+                f"got {_describe(value)}",
+            )
+    return None
+
+
+def _prediction(value: Any) -> Prediction:
+    if value is None or type(value) in _SCALAR_TYPES:
+        return cast(Scalar, value)
+    if type(value) is not dict:
+        raise _RejectedEventError(
+            DeadLetterReason.INVALID_PREDICTION,
+            "field 'prediction' must be a number, string, boolean or an object of class "
+            f"probabilities, got {_describe(value)}",
+        )
+    if not value:
+        raise _RejectedEventError(
+            DeadLetterReason.INVALID_PREDICTION,
+            "field 'prediction' is an empty object: give at least one class probability",
+        )
+    for name, probability in value.items():
+        if not name:
+            raise _RejectedEventError(
+                DeadLetterReason.INVALID_PREDICTION,
+                "field 'prediction' has an empty class name",
+            )
+        if type(probability) not in _NUMBER_TYPES:
+            raise _RejectedEventError(
+                DeadLetterReason.INVALID_PREDICTION,
+                f"prediction class {_show(name)} must have a number probability, "
+                f"got {_describe(probability)}",
+            )
+    return cast(dict[str, float | int], value)
+
+
+# --- Per-model columns ------------------------------------------------------------------
+
+
+def _model_batch(
+    model_id: str,
+    version: str,
+    entries: list[Entry],
+    max_features: int,
+    payloads: Sequence[bytes],
+    dead_letters: list[DeadLetter],
+) -> ModelBatch | None:
+    """Columnar rows of one model's accepted entries; rejects rows breaking feature rules."""
+    rows: tuple[Features, ...] = tuple(map(itemgetter(3), entries))
+    columns = _feature_columns(rows, max_features)
+    if columns is None:  # rare: some rows break a feature rule; dead-letter exactly those
+        kept: list[Entry] = []
+        for entry in entries:
+            problem = _feature_problem(entry[3], max_features)
+            if problem is None:
+                kept.append(entry)
+            else:
+                dead_letters.append(DeadLetter(entry[0], *problem, payloads[entry[0]]))
+        if not kept:
+            return None
+        entries = kept
+        rows = tuple(map(itemgetter(3), entries))
+        columns = _union_columns(rows)
+    indices, event_ids, seconds, _, predictions, labels = zip(*entries, strict=True)
+    columns.update(_prediction_columns(predictions))
+    if labels.count(None) != len(labels):
+        columns[LABEL_FEATURE] = list(labels)
+    timestamps = np.array(seconds, dtype=np.float64)
+    timestamps += 0.0  # -0.0 -> 0.0
+    return ModelBatch(
+        model_id=model_id,
+        model_version=version,
+        indices=np.array(indices, dtype=np.int64),
+        event_ids=list(event_ids),
+        timestamps=timestamps,
+        columns=dict(sorted(columns.items())),
+    )
+
+
+def _feature_columns(
+    rows: tuple[Features, ...], max_features: int
+) -> dict[str, list[Scalar]] | None:
+    """Feature columns of ``rows``, or ``None`` if any row breaks a feature rule.
+
+    Works per model batch, not per event: when every row has the same names, the rows
+    are transposed with ``itemgetter``/``zip`` and value types are checked by hashing the
+    row tuples (only objects and arrays, which are not allowed, are unhashable).
+    """
+    lengths = set(map(len, rows))
+    if max(lengths) > max_features:
+        return None
+    names = sorted(rows[0])
+    if len(lengths) == 1 and len(names) > 1:
+        try:
+            tuples = list(map(itemgetter(*names), rows))
+        except KeyError:
+            pass  # rows differ in names: general path below
+        else:
+            if any(map(_is_reserved_or_empty, names)):
+                return None
+            try:
+                deque(map(hash, tuples), maxlen=0)
+            except TypeError:
+                return None
+            return dict(zip(names, map(list, zip(*tuples, strict=True)), strict=True))
+    columns = _union_columns(rows)
+    if any(map(_is_reserved_or_empty, columns)):
+        return None
+    allowed = _FEATURE_VALUE_TYPES
+    if all(allowed.issuperset(map(type, column)) for column in columns.values()):
+        return columns
+    return None
+
+
+def _union_columns(rows: tuple[Features, ...]) -> dict[str, list[Scalar]]:
+    names: set[str] = set().union(*rows)
+    return {name: list(map(dict.get, rows, repeat(name))) for name in sorted(names)}
+
+
+def _prediction_columns(predictions: tuple[Prediction, ...]) -> dict[str, list[Scalar]]:
+    kinds = set(map(type, predictions))
+    kinds.discard(type(None))
+    if not kinds:
+        return {}
+    if dict not in kinds:
+        return {PREDICTION_FEATURE: list(cast(tuple[Scalar, ...], predictions))}
+    columns: dict[str, list[Scalar]] = {}
+    if len(kinds) > 1:
+        columns[PREDICTION_FEATURE] = [None if isinstance(p, dict) else p for p in predictions]
+    classes = _class_probabilities(predictions)
+    names: set[str] = set().union(*classes)
+    for name in sorted(names):
+        columns[f"{PREDICTION_FEATURE}.{name}"] = list(map(dict.get, classes, repeat(name)))
+    return columns
+
+
+def _class_probabilities(predictions: Iterable[Prediction]) -> list[dict[str, float | int]]:
+    return [p if type(p) is dict else {} for p in predictions]
+
+
+# --- Messages ---------------------------------------------------------------------------
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if type(value) is bool:
+        return "boolean"
+    if type(value) is int or type(value) is float:
+        return "number"
+    if type(value) is str:
+        return "string"
+    if type(value) is list:
+        return "array"
+    return "object"
+
+
+def _show(value: Any) -> str:
+    """Short JSON rendering of a value for messages."""
+    text = orjson.dumps(value).decode("utf-8")
+    if len(text) > _SHOWN_CHARS:
+        return text[: _SHOWN_CHARS - 3] + "..."
+    return text
+
+
+def _describe(value: Any) -> str:
+    if type(value) is str:
+        return f"a string of {len(value)} characters {_show(value)}"
+    return f"{_json_type(value)} {_show(value)}"

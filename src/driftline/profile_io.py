@@ -22,8 +22,7 @@ import csv
 import hashlib
 import math
 import os
-import re
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import IO, Any
@@ -58,12 +57,6 @@ _EXTENSIONS = {
 #: Inputs at least this large get a progress bar when ``progress=True``.
 PROGRESS_MIN_BYTES = 8 * 1024 * 1024
 _CHUNK = 1024 * 1024
-
-_INT_RE = re.compile(r"[+-]?[0-9]+")
-_FLOAT_RE = re.compile(
-    r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|[+-]?(?:nan|inf|infinity)",
-    re.IGNORECASE,
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,18 +253,25 @@ def _decoded(name: str, lines: Iterator[tuple[int, bytes]]) -> Iterator[str]:
 
 
 def _parse_number(cell: str) -> int | float | None:
-    text = cell.strip()
-    if _INT_RE.fullmatch(text):
-        return int(text)
-    if _FLOAT_RE.fullmatch(text):
-        return float(text)
-    return None
+    """``int`` or ``float`` of a plain ASCII number (surrounding spaces allowed), else None."""
+    if not cell.isascii() or "_" in cell:
+        return None  # int() and float() would accept "1_000" and non-ASCII digits
+    try:
+        return int(cell)
+    except ValueError:
+        pass
+    try:
+        return float(cell)
+    except ValueError:
+        return None
 
 
 def _read_csv(
     name: str, advance: Callable[[int], None], keep_text: set[str]
 ) -> tuple[dict[str, list[Scalar]], int, str]:
     digest = hashlib.sha256()
+    rows: list[list[str]] = []
+    lines: list[int] = []
     with open(name, "rb") as f:
         reader = csv.reader(_decoded(name, _hashed_lines(f, digest, advance)), strict=True)
         try:
@@ -279,24 +279,24 @@ def _read_csv(
             if header is None:
                 raise ProfileError(f"{name}: the file is empty")
             _check_header(name, header)
-            raw: list[list[str]] = [[] for _ in header]
-            lines: list[int] = []
+            width = len(header)
             for row in reader:
-                if not row:
-                    continue  # blank line
-                if len(row) != len(header):
+                if len(row) != width:
+                    if not row:
+                        continue  # a blank line
                     raise ProfileError(
-                        f"{name}: line {reader.line_num}: expected {len(header)} cells "
+                        f"{name}: line {reader.line_num}: expected {width} cells "
                         f"(as in the header), got {len(row)}"
                     )
-                for cells, cell in zip(raw, row, strict=True):
-                    cells.append(cell)
+                rows.append(row)
                 lines.append(reader.line_num)
         except csv.Error as exc:
             raise ProfileError(f"{name}: line {reader.line_num}: {exc}") from None
+    cells_by_column = list(zip(*rows, strict=True)) if rows else [() for _ in header]
+    del rows
     columns = {
         col: _csv_column(name, col, cells, lines, col in keep_text)
-        for col, cells in zip(header, raw, strict=True)
+        for col, cells in zip(header, cells_by_column, strict=True)
     }
     return columns, len(lines), digest.hexdigest()
 
@@ -312,24 +312,30 @@ def _check_header(name: str, header: list[str]) -> None:
 
 
 def _csv_column(
-    name: str, column: str, cells: list[str], lines: list[int], keep_text: bool
+    name: str, column: str, cells: Sequence[str], lines: list[int], keep_text: bool
 ) -> list[Scalar]:
     """Type a CSV column: numbers, booleans or text (see the module docstring)."""
-    if keep_text:
-        return [cell if cell != "" else None for cell in cells]
-    present = [cell for cell in cells if cell != ""]
-    if present and all(cell.strip().lower() in ("true", "false") for cell in present):
+    text: list[Scalar] = [cell if cell != "" else None for cell in cells]
+    if keep_text or all(cell is None for cell in text):
+        return text
+    if all(cell == "" or cell.strip().lower() in ("true", "false") for cell in cells):
         return [None if cell == "" else cell.strip().lower() == "true" for cell in cells]
-    numbers = [None if cell == "" else _parse_number(cell) for cell in cells]
-    if not present or any(n is None for n, cell in zip(numbers, cells, strict=True) if cell):
-        return [cell if cell != "" else None for cell in cells]
-    for i, n in enumerate(numbers):
-        if isinstance(n, float) and not math.isfinite(n):
+    numbers: list[Scalar] = []
+    for cell in cells:
+        if cell == "":
+            numbers.append(None)
+            continue
+        number = _parse_number(cell)
+        if number is None:
+            return text
+        numbers.append(number)
+    for i, number in enumerate(numbers):
+        if isinstance(number, float) and not math.isfinite(number):
             raise ProfileError(
                 f"{name}: line {lines[i]}: column {column!r}: non-finite number "
                 f"{cells[i]!r} (leave the cell empty for a missing value)"
             )
-    return list(numbers)
+    return numbers
 
 
 # --------------------------------------------------------------------------- JSONL

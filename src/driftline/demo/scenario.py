@@ -74,6 +74,7 @@ _ROUNDING = 2
 _NOISE = 0  # purposes of the scoring slot (slot = number of features)
 _LABELS = 1
 _MOMENTS_SEED = 20_240_101
+_Z_LIMIT = 3.0  # numeric features enter the score as z-scores winsorised at +-3
 _PARAM_COUNTS: dict[str, int] = {"normal": 2, "lognormal": 2, "poisson": 1, "beta": 2}
 
 
@@ -183,7 +184,9 @@ class SyntheticModel:
     """Feature distributions and the scoring function of a synthetic binary classifier.
 
     The prediction is ``sigmoid(intercept + sum of feature contributions + noise)`` with
-    ``noise ~ N(0, noise_std)``; a missing value contributes nothing.
+    ``noise ~ N(0, noise_std)``. A numeric feature contributes ``weight`` times its z-score
+    against its reference moments, winsorised at +-3; a categorical or boolean feature the
+    weight of its category; a missing value nothing.
     """
 
     features: tuple[FeatureSpec, ...]
@@ -262,7 +265,7 @@ CREDIT_SCORING_MODEL = SyntheticModel(
         ),
         BooleanFeature("has_mortgage", 0.36, weight=-0.3),
     ),
-    intercept=-1.5,
+    intercept=-2.0,
     noise_std=0.3,
 )
 """A loan-application default-risk model: ten features of every kind, ~1% missing income and
@@ -600,6 +603,8 @@ class _FeaturePlan:
 class _Plan:
     features: tuple[_FeaturePlan, ...]
     model: SyntheticModel
+    prediction: bool
+    labels: bool
 
 
 @dataclass
@@ -650,7 +655,7 @@ def _plan(scenario: Scenario) -> _Plan:
                 weights=weights + (0.0,) * len(new),
             )
         )
-    return _Plan(tuple(features), scenario.model)
+    return _Plan(tuple(features), scenario.model, scenario.prediction, scenario.labels)
 
 
 def _blocks(seed: int, stream: int, plan: _Plan, start: int, stop: int) -> Iterator[_Block]:
@@ -664,47 +669,61 @@ def _blocks(seed: int, stream: int, plan: _Plan, start: int, stop: int) -> Itera
 
 
 def _generate_block(seed: int, stream: int, plan: _Plan, block: int, a: int, b: int) -> _Block:
+    """Draw a whole block for every feature and the score, keep rows ``[a, b)`` of it."""
     lo = block * BLOCK_SIZE
     n = BLOCK_SIZE
     logit = np.full(n, plan.model.intercept, dtype=np.float64)
     out = _Block(lo=lo + a)
     for fp in plan.features:
-        spec = fp.spec
 
         def rng(purpose: int, slot: int = fp.slot) -> np.random.Generator:
             return np.random.default_rng([seed, stream, slot, purpose, block])
 
         missing = _missing_mask(fp, rng, lo, n)
-        if isinstance(spec, NumericFeature):
-            values = _draw(spec, rng(_VALUES), n)
-            for drift in fp.drifts:
-                begin = min(max(drift.start - lo, 0), n)
-                values[begin:] = _transform(values[begin:], drift, fp.moments)
-            values = _finish(spec, values, rng(_ROUNDING) if spec.decimals == 0 else None)
-            if spec.weight:
-                mean, std = fp.moments
-                contribution = (values - mean) * (spec.weight / std)
-                logit += (
-                    np.where(missing, 0.0, contribution) if missing is not None else contribution
-                )
-            out.columns[spec.name] = _numeric_list(values[a:b], spec.decimals, _cut(missing, a, b))
+        if isinstance(fp.spec, NumericFeature):
+            values = _numeric_values(fp, fp.spec, rng, lo, n)
+            mean, std = fp.moments
+            contribution = (
+                np.clip((values - mean) / std, -_Z_LIMIT, _Z_LIMIT) * fp.spec.weight
+                if fp.spec.weight
+                else None
+            )
+            column = _numeric_list(values[a:b], fp.spec.decimals, _cut(missing, a, b))
         else:
             codes = _category_codes(fp, rng(_VALUES).random(n), lo)
-            if any(fp.weights):
-                contribution = np.asarray(fp.weights, dtype=np.float64)[codes]
-                logit += (
-                    np.where(missing, 0.0, contribution) if missing is not None else contribution
-                )
-            out.columns[spec.name] = _category_list(fp, codes[a:b], _cut(missing, a, b))
+            weights = np.asarray(fp.weights, dtype=np.float64)
+            contribution = weights[codes] if weights.any() else None
+            column = _category_list(fp, codes[a:b], _cut(missing, a, b))
+        out.columns[fp.spec.name] = column
+        if contribution is not None:
+            logit += contribution if missing is None else np.where(missing, 0.0, contribution)
+    if not (plan.prediction or plan.labels):
+        return out
     score_slot = len(plan.features)
     if plan.model.noise_std > 0:
         noise = np.random.default_rng([seed, stream, score_slot, _NOISE, block])
         logit += noise.normal(0.0, plan.model.noise_std, n)
     probability = 1.0 / (1.0 + np.exp(-logit))
-    out.prediction = np.round(probability[a:b], 4).tolist()
-    labels = np.random.default_rng([seed, stream, score_slot, _LABELS, block]).random(n)
-    out.label = (labels < probability)[a:b].astype(np.int64).tolist()
+    if plan.prediction:
+        out.prediction = np.round(probability[a:b], 4).tolist()
+    if plan.labels:
+        draws = np.random.default_rng([seed, stream, score_slot, _LABELS, block]).random(n)
+        out.label = (draws < probability)[a:b].astype(np.int64).tolist()
     return out
+
+
+def _numeric_values(
+    fp: _FeaturePlan,
+    spec: NumericFeature,
+    rng: Callable[[int], np.random.Generator],
+    lo: int,
+    n: int,
+) -> FloatArray:
+    values = _draw(spec, rng(_VALUES), n)
+    for drift in fp.drifts:
+        begin = min(max(drift.start - lo, 0), n)
+        values[begin:] = _transform(values[begin:], drift, fp.moments)
+    return _finish(spec, values, rng(_ROUNDING) if spec.decimals == 0 else None)
 
 
 def _draw(spec: NumericFeature, rng: np.random.Generator, n: int) -> FloatArray:
@@ -723,7 +742,7 @@ def _transform(values: FloatArray, drift: Drift, moments: tuple[float, float]) -
     if drift.kind == "mean_shift":
         return values + drift.magnitude * std
     if drift.kind == "scale":
-        return mean + drift.magnitude * (values - mean)
+        return drift.magnitude * values
     return values
 
 
@@ -837,33 +856,49 @@ def _block_columns(scenario: Scenario, block: _Block) -> dict[str, list[Scalar]]
 
 
 def _block_lines(scenario: Scenario, block: _Block) -> list[bytes]:
+    """Serialise a block of events.
+
+    The envelope is assembled from pre-serialised pieces (scalar columns are serialised
+    once per block) and ``features`` with one ``orjson.dumps`` per event; the bytes equal
+    ``orjson.dumps`` of the whole event object.
+    """
     n = len(block)
+    dumps = orjson.dumps
     indices = np.arange(block.lo, block.lo + n, dtype=np.int64)
-    prefix = f"{scenario.model_id}-{scenario.seed}-"
-    timestamps = _timestamps(scenario, indices)
+    id_head = b'{"event_id":' + dumps(f"{scenario.model_id}-{scenario.seed}-")[:-1]
+    middle = (
+        b'","model_id":'
+        + dumps(scenario.model_id)
+        + b',"model_version":'
+        + dumps(scenario.model_version)
+        + b',"timestamp":'
+    )
+    heads = [
+        id_head + str(index).encode() + middle + timestamp + b',"features":'
+        for index, timestamp in zip(
+            indices.tolist(), _json_scalars(_timestamps(scenario, indices)), strict=True
+        )
+    ]
+    tails = [b"}"] * n
+    if scenario.labels and block.label is not None:
+        labels = _json_scalars(block.label)
+        tails = [b',"label":' + v + t for v, t in zip(labels, tails, strict=True)]
+    if scenario.prediction and block.prediction is not None:
+        predictions = _json_scalars(block.prediction)
+        tails = [b',"prediction":' + v + t for v, t in zip(predictions, tails, strict=True)]
     names = list(block.columns)
     rows = zip(*block.columns.values(), strict=True)
-    model_id, model_version = scenario.model_id, scenario.model_version
-    dumps = orjson.dumps
-    lines: list[bytes] = []
-    predictions = block.prediction if scenario.prediction else None
-    labels = block.label if scenario.labels else None
-    for k, (index, timestamp, row) in enumerate(
-        zip(indices.tolist(), timestamps, rows, strict=True)
-    ):
-        event: dict[str, object] = {
-            "event_id": f"{prefix}{index}",
-            "model_id": model_id,
-            "model_version": model_version,
-            "timestamp": timestamp,
-            "features": dict(zip(names, row, strict=True)),
-        }
-        if predictions is not None:
-            event["prediction"] = predictions[k]
-        if labels is not None:
-            event["label"] = labels[k]
-        lines.append(dumps(event))
-    return lines
+    return [
+        head + dumps(dict(zip(names, row, strict=True))) + tail
+        for head, row, tail in zip(heads, rows, tails, strict=True)
+    ]
+
+
+def _json_scalars(values: Sequence[Any]) -> list[bytes]:
+    """JSON text of each value of a list of numbers or comma-free strings."""
+    if not values:
+        return []
+    return orjson.dumps(values)[1:-1].split(b",")
 
 
 def _epoch_ms(scenario: Scenario, indices: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:

@@ -55,6 +55,13 @@ def _check_int(name: str, value: object, low: int, high: int) -> int:
     return as_int
 
 
+def _check_delta(value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"delta must be a real number, got {value!r}")
+    if not 0.0 < float(value) < 1.0:
+        raise ValueError(f"delta must be in (0, 1), got {value!r}")
+
+
 class ADWIN:
     """Adaptive Windowing drift detector (Bifet & Gavaldà, 2007), exactly as river 0.26.1.
 
@@ -94,10 +101,7 @@ class ADWIN:
         min_window_length: int = 5,
         grace_period: int = 10,
     ) -> None:
-        if isinstance(delta, bool) or not isinstance(delta, numbers.Real):
-            raise ValueError(f"delta must be a real number, got {delta!r}")
-        if not 0.0 < float(delta) < 1.0:
-            raise ValueError(f"delta must be in (0, 1), got {delta!r}")
+        _check_delta(delta)
         _check_int("clock", clock, 1, _I32_MAX)
         _check_int("max_buckets", max_buckets, 2, 2**32 - 2)
         _check_int("min_window_length", min_window_length, 1, _I32_MAX)
@@ -260,7 +264,7 @@ class ADWIN:
                 continue
             until_check = _steps_to_check(tick_at_check, clock)
             tick_at_check = _wrap_i32(tick_at_check + until_check)
-            if width <= grace:
+            if width <= grace or width < 2.0:  # a cut needs two non-empty sub-windows
                 continue
             reduce_width = True
             while reduce_width:
@@ -286,7 +290,7 @@ class ADWIN:
                             break
                         if n1 >= mwl and n0 >= mwl:
                             m_recip = 1.0 / (n0 - mwl + 1.0) + 1.0 / (n1 - mwl + 1.0)
-                            radicand = 2.0 * m_recip * variance_per_value * delta_prime
+                            radicand = 2.0 * m_recip * (variance_per_value * delta_prime)
                             epsilon = (
                                 sqrt(radicand) if radicand >= 0.0 else nan
                             ) + two_thirds_dp * m_recip
@@ -303,9 +307,9 @@ class ADWIN:
                                 width -= n
                                 total -= u
                                 mu_window = total / width
-                                variance -= v + n * width * (mu - mu_window) * (
-                                    mu - mu_window
-                                ) / (n + width)
+                                variance -= v + n * width * (mu - mu_window) * (mu - mu_window) / (
+                                    n + width
+                                )
                                 del oldest[0]
                                 if last:
                                     del variances[last][0]

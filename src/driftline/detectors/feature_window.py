@@ -180,7 +180,7 @@ class CategoryWindow:
             self.violations += int(np.count_nonzero(column.violations[start:stop]))
 
     def evaluate(self, rows: int) -> list[Statistic]:
-        window = np.array([*self.counts.category_counts, self.counts.other], dtype=np.int64)
+        window = np.array([*self.counts.counts, self.counts.other], dtype=np.int64)
         n = int(window.sum())
         out: list[Statistic] = []
         for name in self.detectors:
@@ -201,7 +201,7 @@ class CategoryWindow:
                 evidence = {
                     "unseen_rate": _r(rate),
                     "reference_unseen_rate": _r(self.reference_other_rate),
-                    "examples": dict(self.counts.unseen_examples(5)),
+                    "examples": dict(list(self.counts.unseen.items())[:5]),
                 }
             elif name == "quality_type":
                 size = n + self.violations

@@ -1,0 +1,27 @@
+"""Policies: findings -> alert events (`alerts`), alerts -> retrain requests (`retrain`)."""
+
+from driftline.policy.alerts import (
+    Alert,
+    AlertPolicy,
+    AlertSettings,
+    AlertWindow,
+    Thresholds,
+)
+from driftline.policy.retrain import (
+    ProfileRef,
+    RetrainPolicy,
+    RetrainRequest,
+    RetrainSettings,
+)
+
+__all__ = [
+    "Alert",
+    "AlertPolicy",
+    "AlertSettings",
+    "AlertWindow",
+    "ProfileRef",
+    "RetrainPolicy",
+    "RetrainRequest",
+    "RetrainSettings",
+    "Thresholds",
+]

@@ -1,0 +1,142 @@
+"""Benchmark: decoding prediction events with ``driftline.events.decode_batch``.
+
+Decodes batches of synthetic events (20 numeric features, one scalar prediction) on one
+core and prints one table: events/s for RFC 3339 and epoch-millisecond timestamps, next
+to a naive baseline measured in the same run (``orjson.loads`` per message plus a
+per-event Python walk over the dict building per-model columns) and the ``orjson.loads``
+ceiling (parsing alone, no validation, no columns).
+
+Run: ``.venv/bin/python load_tests/bench_decode.py [--events N] [--batch B] [--repeat R]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import random
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+
+from driftline.events import decode_batch
+
+FEATURES = 20
+START = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+
+
+def make_payloads(count: int, timestamps: str, precision: str, seed: int = 7) -> list[bytes]:
+    """Synthetic events: 2 model versions, 20 numeric features, epoch-ms or RFC 3339 time."""
+    rng = random.Random(seed)
+    payloads = []
+    for i in range(count):
+        moment = START + timedelta(milliseconds=37 * i)
+        if timestamps == "rfc3339":
+            when: Any = moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        else:
+            when = int(moment.timestamp() * 1000)
+        values = [rng.gauss(0.0, 1.0) * 10 ** (j % 4) for j in range(FEATURES)]
+        if precision == "short":
+            values = [round(v, 3) for v in values]
+        event = {
+            "event_id": f"evt-{i:09d}",
+            "model_id": "fraud-detector",
+            "model_version": "v3" if i % 10 else "v4",
+            "timestamp": when,
+            "features": {f"feature_{j:02d}": v for j, v in enumerate(values)},
+            "prediction": round(rng.random(), 4),
+        }
+        payloads.append(orjson.dumps(event))
+    return payloads
+
+
+def naive_decode(payloads: Sequence[bytes]) -> dict[tuple[str, str], dict[str, list[Any]]]:
+    """The baseline: one ``orjson.loads`` and one Python walk over every event."""
+    models: dict[tuple[str, str], dict[str, list[Any]]] = {}
+    for payload in payloads:
+        event = orjson.loads(payload)
+        key = (event["model_id"], str(event["model_version"]))
+        columns = models.setdefault(key, {"__time__": []})
+        stamp = event["timestamp"]
+        if isinstance(stamp, str):
+            seconds = datetime.fromisoformat(stamp).timestamp()
+        else:
+            seconds = stamp / 1000 if stamp >= 1e11 else float(stamp)
+        columns["__time__"].append(seconds)
+        for name, value in event["features"].items():
+            if not isinstance(value, int | float | str | bool | None):
+                raise ValueError(name)
+            columns.setdefault(name, []).append(value)
+        columns.setdefault("__prediction__", []).append(event.get("prediction"))
+    return models
+
+
+def loads_only(payloads: Sequence[bytes]) -> list[Any]:
+    loads = orjson.loads
+    return [loads(payload) for payload in payloads]
+
+
+def events_per_second(
+    decode: Callable[[Sequence[bytes]], object], batches: list[list[bytes]], repeat: int
+) -> float:
+    """Best-of-``repeat`` throughput of decoding every batch once."""
+    count = sum(map(len, batches))
+    best = float("inf")
+    for _ in range(repeat):
+        started = time.perf_counter()
+        for batch in batches:
+            decode(batch)
+        best = min(best, time.perf_counter() - started)
+    return count / best
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=50_000)
+    parser.add_argument("--batch", type=int, default=1_000)
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+
+    print(f"machine: {cpu_model()}, python {platform.python_version()}, orjson {orjson.__version__}")
+    print(
+        f"{args.events} events of {FEATURES} numeric features, batches of {args.batch}, "
+        f"best of {args.repeat}, one core"
+    )
+    header = (
+        f"{'timestamp':<10} {'numbers':<8} {'bytes/ev':>8} {'decode_batch':>13} "
+        f"{'naive':>10} {'loads only':>11} {'vs naive':>9}"
+    )
+    print(header)
+    print("-" * len(header))
+    for timestamps in ("rfc3339", "epoch_ms"):
+        for precision in ("short", "full"):
+            payloads = make_payloads(args.events, timestamps, precision)
+            batches = [payloads[i : i + args.batch] for i in range(0, len(payloads), args.batch)]
+            decoded = decode_batch(batches[0])
+            assert not decoded.dead_letters, decoded.dead_letters[:1]
+            ours = events_per_second(decode_batch, batches, args.repeat)
+            naive = events_per_second(naive_decode, batches, args.repeat)
+            ceiling = events_per_second(loads_only, batches, args.repeat)
+            size = sum(map(len, payloads)) / len(payloads)
+            print(
+                f"{timestamps:<10} {precision:<8} {size:>8.0f} {ours:>11,.0f}/s "
+                f"{naive:>8,.0f}/s {ceiling:>9,.0f}/s {ours / naive:>8.2f}x"
+            )
+    print("numbers: short = rounded to 3 decimals; full = full-precision doubles (17 digits)")
+
+
+if __name__ == "__main__":
+    main()
