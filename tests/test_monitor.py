@@ -22,12 +22,13 @@ def _profile():  # type: ignore[no-untyped-def]
 
 
 def _outputs(pipeline: Pipeline, events: list[bytes], batch: int) -> list[bytes]:
-    out: list[bytes] = []
+    alerts: list[bytes] = []
+    requests: list[bytes] = []
     for i in range(0, len(events), batch):
         result = pipeline.process(events[i : i + batch])
-        out.extend(a.to_json() for a in result.alerts)
-        out.extend(r.to_json() for r in result.retrain_requests)
-    return out
+        alerts.extend(a.to_json() for a in result.alerts)
+        requests.extend(r.to_json() for r in result.retrain_requests)
+    return alerts + requests
 
 
 @pytest.mark.parametrize("window", [{"events": 500}, {"duration_seconds": 7.0}])

@@ -256,12 +256,12 @@ def _parse_number(cell: str) -> int | float | None:
     """``int`` or ``float`` of a plain ASCII number (surrounding spaces allowed), else None."""
     if not cell.isascii() or "_" in cell:
         return None  # int() and float() would accept "1_000" and non-ASCII digits
+    text = cell.strip()
+    digits = text[1:] if text[:1] in ("+", "-") else text
+    if digits.isdigit():
+        return int(text)
     try:
-        return int(cell)
-    except ValueError:
-        pass
-    try:
-        return float(cell)
+        return float(text)
     except ValueError:
         return None
 
@@ -329,8 +329,8 @@ def _csv_column(
         if number is None:
             return text
         numbers.append(number)
-    for i, number in enumerate(numbers):
-        if isinstance(number, float) and not math.isfinite(number):
+    for i, value in enumerate(numbers):
+        if isinstance(value, float) and not math.isfinite(value):
             raise ProfileError(
                 f"{name}: line {lines[i]}: column {column!r}: non-finite number "
                 f"{cells[i]!r} (leave the cell empty for a missing value)"

@@ -148,6 +148,21 @@ def test_feature_types_follow_the_model() -> None:
     assert set(columns["has_mortgage"]) == {True, False}
 
 
+def test_features_are_drawn_independently() -> None:
+    columns = event_columns(credit_scoring_scenario(events=N, seed=13, drifts=()))
+    age, score = np.array(columns["age"], float), np.array(columns["credit_score"], float)
+    assert abs(np.corrcoef(age, score)[0, 1]) < 0.04
+    us = [
+        c == "web" for c, k in zip(columns["channel"], columns["country"], strict=True) if k == "US"
+    ]
+    assert np.mean(us) == pytest.approx(share(columns["channel"], "web"), abs=0.03)
+    both_missing = sum(
+        i is None and e is None
+        for i, e in zip(columns["income"], columns["employment"], strict=True)
+    )
+    assert both_missing < 0.2 * columns["income"].count(None)
+
+
 def test_baseline_missing_rate_is_about_one_percent() -> None:
     columns = event_columns(credit_scoring_scenario(events=N, seed=4, drifts=()))
     assert missing_rate(columns["income"]) == pytest.approx(0.01, abs=0.003)

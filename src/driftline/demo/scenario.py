@@ -742,7 +742,7 @@ def _transform(values: FloatArray, drift: Drift, moments: tuple[float, float]) -
     if drift.kind == "mean_shift":
         return values + drift.magnitude * std
     if drift.kind == "scale":
-        return drift.magnitude * values
+        return mean + drift.magnitude * (values - mean)
     return values
 
 
@@ -771,7 +771,7 @@ def _missing_mask(
         return None
     rate = np.full(n, fp.spec.missing_rate, dtype=np.float64)
     for drift in surges:
-        rate[min(max(drift.start - lo, 0), n) :] = drift.magnitude
+        rate[min(max(drift.start - lo, 0), n) :] = drift.magnitude * 0.9
     draws: FloatArray = rng(_MISSING).random(n)
     return draws < rate
 

@@ -290,7 +290,7 @@ class ADWIN:
                             break
                         if n1 >= mwl and n0 >= mwl:
                             m_recip = 1.0 / (n0 - mwl + 1.0) + 1.0 / (n1 - mwl + 1.0)
-                            radicand = 2.0 * m_recip * (variance_per_value * delta_prime)
+                            radicand = 2.0 * m_recip * variance_per_value * delta_prime
                             epsilon = (
                                 sqrt(radicand) if radicand >= 0.0 else nan
                             ) + two_thirds_dp * m_recip
