@@ -82,7 +82,7 @@ def rows(batch: DecodedBatch) -> dict[int, dict[str, Any]]:
 
 REJECTIONS: list[tuple[str, bytes, DeadLetterReason, str]] = [
     ("invalid utf-8", b'{"event_id": "\xff"}', R.INVALID_UTF8, "UTF-8"),
-    ("overlong utf-8", b'{"event_id": "\xc0\xaf"}', R.INVALID_UTF8, "byte 15"),
+    ("overlong utf-8", b'{"event_id": "\xc0\xaf"}', R.INVALID_UTF8, "byte 14"),
     ("deep nesting", b"[" * 1100 + b"]" * 1100, R.NESTING_TOO_DEEP, "nesting"),
     ("truncated", b'{"event_id": ', R.INVALID_JSON, "invalid JSON"),
     ("empty", b"", R.INVALID_JSON, "invalid JSON"),

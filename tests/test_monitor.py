@@ -72,8 +72,13 @@ def test_count_windows_close_every_n_events() -> None:
 def test_duration_windows_count_late_events_in_the_open_window() -> None:
     def event(i: int, t: float) -> bytes:
         return orjson.dumps(
-            {"event_id": f"e{i}", "model_id": "m", "model_version": "1", "timestamp": t,
-             "features": {"x_normal": 0.1}}
+            {
+                "event_id": f"e{i}",
+                "model_id": "m",
+                "model_version": "1",
+                "timestamp": t,
+                "features": {"x_normal": 0.1},
+            }
         )
 
     settings = parse_settings({"window": {"duration_seconds": 10}, "models": [{"model_id": "m"}]})

@@ -40,9 +40,9 @@ class WindowSettings(_Strict):
     @model_validator(mode="before")
     @classmethod
     def _default_size(cls, data: Any) -> Any:
-        if isinstance(data, dict) and data.get("events") is None:
-            if data.get("duration_seconds") is None:
-                return {**data, "events": 1000}
+        unset = isinstance(data, dict) and data.get("events") is None
+        if unset and data.get("duration_seconds") is None:
+            return {**data, "events": 1000}
         return data
 
     @model_validator(mode="after")

@@ -667,7 +667,10 @@ def _json_type(value: Any) -> str:
 
 def _show(value: Any) -> str:
     """Short JSON rendering of a value for messages."""
-    text = orjson.dumps(value).decode("utf-8")
+    try:
+        text = orjson.dumps(value).decode("utf-8")
+    except orjson.JSONEncodeError:  # nested deeper than orjson serialises
+        text = "[...]" if type(value) is list else "{...}"
     if len(text) > _SHOWN_CHARS:
         return text[: _SHOWN_CHARS - 3] + "..."
     return text

@@ -9,12 +9,11 @@ are not evaluated: a stream has no end. Without a reference profile the version'
 
 from __future__ import annotations
 
-import hashlib
+import itertools
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import orjson
 
 from driftline.detectors.feature_window import FeatureWindow, feature_window
 from driftline.events import ModelBatch, Scalar
@@ -26,7 +25,7 @@ from driftline.features import (
     numeric_column,
 )
 from driftline.findings import Finding
-from driftline.profile import FeatureKind, ProfileSource, ReferenceProfile, build_profile
+from driftline.profile import FeatureKind, ReferenceProfile, build_profile, warmup_source
 
 Column = NumericColumn | CategoryColumn
 
@@ -87,6 +86,11 @@ class ModelMonitor:
     def warming_up(self) -> bool:
         return self.profile is None
 
+    @property
+    def input_feature_count(self) -> int:
+        """Monitored model inputs (``__prediction__`` and ``__label__`` excluded)."""
+        return sum(1 for name in self.windows if not name.startswith("__"))
+
     def _use_profile(self, profile: ReferenceProfile) -> None:
         self.profile = profile
         for name, feature in sorted(profile.features.items()):
@@ -140,17 +144,15 @@ class ModelMonitor:
             size = self.plan.window_events
             cuts = list(range(start + size - self.window_rows, rows, size))
             bounds = [start, *cuts, rows]
-            return [(a, b, False) for a, b in zip(bounds, bounds[1:], strict=False) if b > a]
+            return [(a, b, False) for a, b in itertools.pairwise(bounds) if b > a]
         assert self.plan.window_seconds is not None
         keys = np.floor(batch.timestamps[start:] / self.plan.window_seconds).astype(np.int64)
         effective = np.maximum.accumulate(np.maximum(keys, self.window_key))
         changes = np.flatnonzero(np.diff(np.concatenate(([self.window_key], effective)))) + start
         bounds = [start, *changes.tolist(), rows]
         self.window_key = int(effective[-1])
-        segments = []
-        for a, b in zip(bounds, bounds[1:], strict=False):
-            segments.append((a, b, a in set(changes.tolist())))
-        return segments
+        starts = set(changes.tolist())
+        return [(a, b, a in starts) for a, b in itertools.pairwise(bounds)]
 
     def _close_window(self) -> list[Finding]:
         findings: list[Finding] = []
@@ -191,14 +193,11 @@ class ModelMonitor:
             column.extend([None] * (self.warmup_rows - len(column)))
         self.sequence += take
         if self.warmup_rows >= self.plan.warmup_events:
-            digest = hashlib.sha256(
-                orjson.dumps(self.warmup, option=orjson.OPT_SORT_KEYS)
-            ).hexdigest()
             profile = build_profile(
                 self.warmup,
                 model_id=self.model_id,
                 model_version=self.model_version,
-                source=ProfileSource(kind="warmup", sha256=digest),
+                source=warmup_source(self.warmup),
                 top_k=self.plan.top_k_categories,
             )
             self.warmup = {}

@@ -125,17 +125,25 @@ class Pipeline:
             found.extend((index, key, f) for index, f in version.monitor.process(batch))
         found.sort(key=lambda item: item[0])  # stable: keeps each model's window order
         output = PipelineOutput(dead_letters=decoded.dead_letters)
-        for _, key, finding in found:
+        # Findings of one window close arrive together; the retrain rule is evaluated once
+        # per window close, after all of its alerts.
+        for key, window_findings in _by_window(found):
             version = self.versions[key]
             assert version is not None
-            for alert in version.alerts.observe(finding):
-                output.alerts.append(alert)
+            inputs = version.monitor.input_feature_count
+            profile = version.profile_ref()
+            alerts = [a for f in window_findings for a in version.alerts.observe(f)]
+            for alert in alerts:
                 self.counters.alerts[(alert.severity, alert.status)] += 1
-                request = version.retrain.observe(
-                    alert,
-                    monitored_features=len(version.monitor.windows),
-                    profile=version.profile_ref(),
-                )
+            output.alerts.extend(alerts)
+            requests = [
+                version.retrain.observe_window(alerts, monitored_features=inputs, profile=profile),
+                # A request held back by the cooldown goes out once it is over (event time).
+                version.retrain.tick(
+                    window_findings[-1].window_end, monitored_features=inputs, profile=profile
+                ),
+            ]
+            for request in requests:
                 if request is not None:
                     output.retrain_requests.append(request)
                     self.counters.retrain_requests += 1
@@ -157,6 +165,21 @@ class Pipeline:
 
     def monitors(self) -> dict[ModelKey, ModelMonitor]:
         return {k: v.monitor for k, v in self.versions.items() if v is not None}
+
+
+def _by_window(
+    found: list[tuple[int, ModelKey, Finding]],
+) -> list[tuple[ModelKey, list[Finding]]]:
+    """Group consecutive findings of the same model version and window close."""
+    groups: list[tuple[ModelKey, list[Finding]]] = []
+    last: tuple[ModelKey, int] | None = None
+    for _, key, finding in found:
+        marker = (key, finding.sequence)
+        if marker != last:
+            groups.append((key, []))
+            last = marker
+        groups[-1][1].append(finding)
+    return groups
 
 
 def _entry_index(settings: Settings, key: ModelKey) -> int | None:

@@ -9,8 +9,12 @@ computed while reading, so a profile records exactly what it was built from.
   case) holds bools; any other column holds the strings as written.
 - **Parquet** (needs ``pyarrow``): integer, floating, boolean and string columns; nulls
   are missing, and so is NaN in a floating column (the pandas convention).
-- **JSONL**: one JSON object per line, either flat rows (name -> scalar) or prediction
-  events. In events, ``features`` are profiled as they are, ``prediction`` becomes
+- **JSONL**: one JSON object per line (blank lines skipped), either flat rows
+  (name -> scalar; a key absent from a row is missing there) or prediction events. The
+  first row decides which: it is an event when its ``features`` is an object, or when it
+  has both ``model_id`` and ``prediction``; every row must then be of the same sort. In
+  events, other top-level fields are ignored, ``features`` are profiled as they are,
+  ``prediction`` becomes
   ``__prediction__`` (a number or string) or one ``__prediction__.<class>`` column per
   class (a class -> probability object), and ``label`` becomes ``__label__``, just as
   the event decoder flattens them.

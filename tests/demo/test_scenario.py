@@ -6,9 +6,11 @@ import csv
 import math
 import re
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import orjson
@@ -33,23 +35,25 @@ from driftline.demo.scenario import (
     write_reference_csv,
     write_reference_jsonl,
 )
-from driftline.events import LABEL_FEATURE, PREDICTION_FEATURE
+from driftline.events import LABEL_FEATURE, PREDICTION_FEATURE, Scalar
+
+Columns = dict[str, list[Scalar]]
 
 RFC3339_MS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 CREDIT_FEATURES = [spec.name for spec in CREDIT_SCORING_MODEL.features]
 N = 20_000  # drifted events in the statistical checks
 
 
-def numbers(column: list[object]) -> np.ndarray:
+def numbers(column: Sequence[object]) -> np.ndarray:
     return np.array([v for v in column if v is not None], dtype=np.float64)
 
 
-def share(column: list[object], value: object) -> float:
+def share(column: Sequence[object], value: object) -> float:
     present = [v for v in column if v is not None]
     return sum(v == value for v in present) / len(present)
 
 
-def missing_rate(column: list[object]) -> float:
+def missing_rate(column: Sequence[object]) -> float:
     return sum(v is None for v in column) / len(column)
 
 
@@ -83,6 +87,15 @@ def test_any_range_of_the_stream_equals_the_slice_of_the_whole() -> None:
     # A longer stream starts with exactly the events of a shorter one.
     longer = list(event_lines(replace(scenario, events=len(whole) + 50)))
     assert longer[: len(whole)] == whole
+
+
+def test_empty_stream_and_reference(tmp_path: Path) -> None:
+    scenario = credit_scoring_scenario(events=0)
+    assert list(event_lines(scenario)) == []
+    assert write_events(scenario, tmp_path / "none.jsonl") == 0
+    assert (tmp_path / "none.jsonl").read_bytes() == b""
+    assert event_columns(scenario)["amount"] == []
+    assert reference_rows(scenario, 0)["country"] == []
 
 
 def test_write_events_writes_the_lines(tmp_path: Path) -> None:
@@ -134,8 +147,8 @@ def test_feature_types_follow_the_model() -> None:
         assert all(type(v) is int for v in values), name
     assert all(type(v) is float for v in columns["amount"])
     assert all(0.0 <= v <= 1.0 for v in numbers(columns["debt_ratio"]))
-    assert all(300 <= v <= 850 for v in columns["credit_score"])
-    assert min(columns["num_accounts"]) >= 0  # type: ignore[type-var]
+    assert all(300 <= v <= 850 for v in numbers(columns["credit_score"]))
+    assert numbers(columns["num_accounts"]).min() >= 0
     assert len(set(columns["num_accounts"])) < 20  # small discrete counts
     assert set(columns["country"]) == {"US", "GB", "DE", "FR", "ES", "IT", "NL", "BR"}
     assert set(columns["employment"]) == {
@@ -217,18 +230,19 @@ def test_epoch_timestamp_formats() -> None:
 
 # --------------------------------------------------------------------------- drift isolation
 
+DRIFT_START = BLOCK_SIZE + 37  # inside the second generation block
 DRIFTS = [
-    Drift("amount", "mean_shift", start=700, magnitude=1.0),
-    Drift("credit_score", "scale", start=700, magnitude=1.8),
-    Drift("country", "category_surge", start=700, magnitude=0.25, category="BR"),
-    Drift("has_mortgage", "category_surge", start=700, magnitude=0.3, category="true"),
-    Drift("income", "missing_surge", start=700, magnitude=0.4),
+    Drift("amount", "mean_shift", start=DRIFT_START, magnitude=1.0),
+    Drift("credit_score", "scale", start=DRIFT_START, magnitude=1.8),
+    Drift("country", "category_surge", start=DRIFT_START, magnitude=0.25, category="BR"),
+    Drift("has_mortgage", "category_surge", start=DRIFT_START, magnitude=0.3, category="true"),
+    Drift("income", "missing_surge", start=DRIFT_START, magnitude=0.4),
 ]
 
 
 @pytest.mark.parametrize("drift", DRIFTS, ids=lambda d: f"{d.kind}-{d.feature}")
 def test_drift_changes_only_its_feature_from_start(drift: Drift) -> None:
-    baseline = credit_scoring_scenario(events=3000, seed=9, drifts=())
+    baseline = credit_scoring_scenario(events=2 * BLOCK_SIZE, seed=9, drifts=())
     drifted = event_columns(replace(baseline, drifts=(drift,)))
     clean = event_columns(baseline)
     for name in CREDIT_FEATURES:
@@ -239,6 +253,8 @@ def test_drift_changes_only_its_feature_from_start(drift: Drift) -> None:
     clean_after = clean[drift.feature][drift.start :]
     changed = sum(a != b for a, b in zip(after, clean_after, strict=True))
     assert changed > 0.1 * len(after)
+    if drift.kind == "mean_shift":
+        assert changed == len(after)  # an upward shift of `amount` moves every value
     if drift.kind == "missing_surge":
         # Values that stay present are the very values of the baseline.
         pairs = [(a, b) for a, b in zip(after, clean_after, strict=True) if a is not None]
@@ -256,7 +272,7 @@ def test_drift_after_the_end_changes_nothing() -> None:
 # --------------------------------------------------------------------------- magnitudes
 
 
-def drifted_and_reference(drift: Drift, *, seed: int = 21) -> tuple[dict, dict]:
+def drifted_and_reference(drift: Drift, *, seed: int = 21) -> tuple[Columns, Columns]:
     scenario = credit_scoring_scenario(events=drift.start + N, seed=seed, drifts=(drift,))
     after = {k: v[drift.start :] for k, v in event_columns(scenario).items()}
     return after, reference_rows(scenario, N)
@@ -345,7 +361,9 @@ def test_composed_drifts_apply_in_start_order() -> None:
     scenario = credit_scoring_scenario(events=500 + N, seed=3, drifts=drifts)
     columns = event_columns(scenario)
     clean = event_columns(scenario.without_drift())
-    _, std = reference_moments(CREDIT_SCORING_MODEL.feature("amount"))  # type: ignore[arg-type]
+    amount = CREDIT_SCORING_MODEL.feature("amount")
+    assert isinstance(amount, NumericFeature)
+    _, std = reference_moments(amount)
     delta = np.array(columns["amount"]) - np.array(clean["amount"])
     assert np.allclose(delta[:100], 0.0)
     assert np.allclose(delta[100:500], std, atol=0.011)
@@ -474,7 +492,7 @@ def test_invalid_drifts_for_the_model(drift: Drift, message: str) -> None:
         {"kind": "missing_surge", "magnitude": 1.5},
     ],
 )
-def test_invalid_drift(kwargs: dict) -> None:
+def test_invalid_drift(kwargs: dict[str, Any]) -> None:
     kwargs = {"feature": "amount", "start": 0, **kwargs}
     with pytest.raises(ValueError):
         Drift(**kwargs)

@@ -109,6 +109,28 @@ def test_adwin_matches_river(stream: str, params: dict[str, Any]) -> None:
         assert detected > 0, "river found no drift: the stream does not exercise detection"
 
 
+@pytest.mark.parametrize("params", ADWIN_PARAMS, ids=lambda p: str(sorted(p.items())))
+@pytest.mark.parametrize("stream", ["mean_shifts", "binary_shifts", "large_magnitudes"])
+def test_adwin_window_at_each_detection_matches_river(stream: str, params: dict[str, Any]) -> None:
+    """The shrunk window is only visible at the detecting step (the next one resets)."""
+    values = STREAMS[stream](np.random.default_rng([11, len(stream)]))
+    reference = river_drift.ADWIN(**params)
+    windows = []
+    for x in values.tolist():
+        reference.update(x)
+        if reference.drift_detected:
+            windows.append((reference.width, reference.total, reference.variance))
+    hits = ADWIN(**params).update_many(values).tolist()
+    ours = ADWIN(**params)
+    start, seen = 0, []
+    for hit in hits:  # chunks that end exactly at each detection
+        assert ours.update_many(values[start : hit + 1]).tolist() == [hit - start]
+        seen.append((ours.width, ours.total, ours.variance))
+        start = hit + 1
+    assert seen == windows
+    assert windows
+
+
 @pytest.mark.parametrize("params", PH_PARAMS, ids=lambda p: str(sorted(p.items())))
 @pytest.mark.parametrize("stream", list(STREAMS))
 def test_page_hinkley_matches_river(stream: str, params: dict[str, Any]) -> None:

@@ -259,7 +259,7 @@ def test_cooldown_does_not_fire_without_a_streak() -> None:
 def test_direction_below_for_p_values() -> None:
     chi2 = Thresholds(warning=0.05, critical=0.01, direction="below")
     policy = make_policy(chi2)
-    kw = {"feature": "country", "detector": "chi2", "statistic": "chi2_pvalue"}
+    kw = {"feature": "country", "detector": "chi_square", "statistic": "chi_square_p_value"}
     assert feed(policy, [0.01, 0.01, 0.05], **kw) == []  # 0.01 is only a warning, 0.05 clear
     assert feed(policy, [0.001, 0.004], start=3, **kw) == []
     [fired] = feed(policy, [0.0001], start=5, **kw)
@@ -346,11 +346,11 @@ def test_summary_has_the_on_call_shape() -> None:
     ("statistic", "feature", "expected"),
     [
         (
-            "jensen_shannon",
+            "jensen_shannon_distance",
             "__prediction__",
             "Jensen-Shannon distance 0.31 > 0.25 on the prediction",
         ),
-        ("ks", "__label__", "KS statistic 0.31 > 0.25 on the label"),
+        ("ks_statistic", "__label__", "KS statistic 0.31 > 0.25 on the label"),
         (
             "wasserstein_normed",
             "amount",
@@ -362,6 +362,15 @@ def test_summary_has_the_on_call_shape() -> None:
 def test_summary_names_statistics_and_features(statistic: str, feature: str, expected: str) -> None:
     [alert] = feed(make_policy(), [0.31] * 3, statistic=statistic, feature=feature)
     assert alert.event["data"]["annotations"]["summary"].startswith(expected)
+
+
+def test_every_catalog_statistic_has_a_display_name_and_a_meaning() -> None:
+    from driftline.detectors.catalog import DETECTORS
+    from driftline.policy.alerts import _MEANINGS, STATISTIC_NAMES
+
+    for spec in DETECTORS.values():
+        assert spec.statistic in STATISTIC_NAMES, spec.statistic
+        assert STATISTIC_NAMES[spec.statistic] in _MEANINGS, spec.statistic
 
 
 def test_summary_formats_large_counts_and_versions() -> None:

@@ -771,7 +771,7 @@ def _missing_mask(
         return None
     rate = np.full(n, fp.spec.missing_rate, dtype=np.float64)
     for drift in surges:
-        rate[min(max(drift.start - lo, 0), n) :] = drift.magnitude * 0.9
+        rate[min(max(drift.start - lo, 0), n) :] = drift.magnitude
     draws: FloatArray = rng(_MISSING).random(n)
     return draws < rate
 

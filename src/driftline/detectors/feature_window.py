@@ -126,11 +126,16 @@ class NumericWindow:
             elif name == "wasserstein":
                 low = min(ref.minimum, self.bins.minimum) if n else ref.minimum
                 high = max(ref.maximum, self.bins.maximum) if n else ref.maximum
-                value = wasserstein_binned(
-                    ref.fine_edges, ref.fine_counts, window, low=low, high=high, scale=ref.std
-                ) if ref.fine_edges.size else 0.0
+                value = (
+                    wasserstein_binned(
+                        ref.fine_edges, ref.fine_counts, window, low=low, high=high, scale=ref.std
+                    )
+                    if ref.fine_edges.size
+                    else 0.0
+                )
             elif name == "quality_missing":
-                value, size, evidence = _missing(self.bins.missing - self.violations, rows, ref.missing_rate)
+                missing = self.bins.missing - self.violations
+                value, size, evidence = _missing(missing, rows, ref.missing_rate)
             elif name == "quality_out_of_range":
                 value = (self.below + self.above) / n if n else 0.0
                 evidence = {
@@ -189,8 +194,7 @@ class CategoryWindow:
             size = n
             evidence: dict[str, Any] = {}
             if name in ("psi", "jensen_shannon", "chi_square"):
-                stat = {"psi": psi, "jensen_shannon": jensen_shannon, "chi_square": chi_square_p_value}
-                value = stat[name](self.reference_counts, window)
+                value = _CATEGORY_STATISTICS[name](self.reference_counts, window)
                 evidence = _category_evidence(self.categories, self.reference_counts, window)
             elif name == "quality_missing":
                 missing = self.counts.missing - self.violations
@@ -215,6 +219,13 @@ class CategoryWindow:
     def reset(self) -> None:
         self.counts = CategoryCounts(self.categories)
         self.violations = 0
+
+
+_CATEGORY_STATISTICS = {
+    "psi": psi,
+    "jensen_shannon": jensen_shannon,
+    "chi_square": chi_square_p_value,
+}
 
 
 def _missing(missing: int, rows: int, reference_rate: float) -> tuple[float, int, dict[str, Any]]:

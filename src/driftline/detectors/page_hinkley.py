@@ -217,15 +217,28 @@ class PageHinkley:
 
     def update(self, x: float) -> None:
         """Consume one value (river's ``update``); read :attr:`drift_detected` after it."""
-        self._state, _ = _run(
-            [float(x)],
-            self._state,
-            self.min_instances,
-            self.delta,
-            self.threshold,
-            self.alpha,
-            self.mode,
-        )
+        # One step of `_run`, inlined: a call per value is the hot path of river-style use.
+        x = float(x)
+        drift, n, mean, s_inc, s_dec, min_inc, max_dec = self._state
+        if drift:
+            drift, n, mean, s_inc, s_dec, min_inc, max_dec = _FRESH
+        n += 1.0
+        mean += (1.0 / n) * (x - mean)
+        dev = x - mean
+        alpha = self.alpha
+        s_inc = alpha * s_inc + dev - self.delta
+        s_dec = alpha * s_dec + dev + self.delta
+        if s_inc < min_inc:
+            min_inc = s_inc
+        if s_dec > max_dec:
+            max_dec = s_dec
+        if n >= self.min_instances:
+            mode = self.mode
+            threshold = self.threshold
+            drift = (mode != "down" and s_inc - min_inc > threshold) or (
+                mode != "up" and max_dec - s_dec > threshold
+            )
+        self._state = (drift, n, mean, s_inc, s_dec, min_inc, max_dec)
 
     def update_many(self, values: npt.ArrayLike) -> npt.NDArray[np.int64]:
         """Consume ``values`` in order; return the positions at which a drift was detected.
@@ -287,7 +300,8 @@ class PageHinkleyBank:
     Notes
     -----
     A NaN cell means "no value for this feature at this row": that feature's detector is
-    not updated there. Each column therefore behaves exactly like a scalar
+    not updated there (its ``drift_detected`` flag stays up until its next value, which
+    starts its fresh state). Each column therefore behaves exactly like a scalar
     :class:`PageHinkley` fed that column's non-NaN values, with positions as row indices.
 
     Two exact implementations exist: column by column with the scalar loop, and numpy

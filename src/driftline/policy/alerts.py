@@ -266,7 +266,7 @@ class Alert:
 def alert_name(feature: str, detector: str) -> str:
     """The ``alertname`` label of an alert on ``feature`` raised by ``detector``.
 
-    >>> alert_name("amount", "psi"), alert_name("__prediction__.fraud", "js")
+    >>> alert_name("amount", "psi"), alert_name("__prediction__.fraud", "jensen_shannon")
     ('FeatureDrift', 'PredictionDrift')
     >>> alert_name("amount", "quality_missing")
     'DataQuality'
@@ -581,34 +581,16 @@ def _json_copy(value: Mapping[str, Any]) -> dict[str, Any]:
 
 STATISTIC_NAMES: dict[str, str] = {
     "psi": "PSI",
-    "js": "Jensen-Shannon distance",
-    "jensen_shannon": "Jensen-Shannon distance",
-    "jensenshannon": "Jensen-Shannon distance",
-    "js_distance": "Jensen-Shannon distance",
-    "ks": "KS statistic",
+    "jensen_shannon_distance": "Jensen-Shannon distance",
     "ks_statistic": "KS statistic",
-    "ks_pvalue": "KS p-value",
-    "ks_p_value": "KS p-value",
-    "wasserstein": "Wasserstein distance",
     "wasserstein_normed": "Wasserstein distance (normalised)",
-    "wasserstein_normalised": "Wasserstein distance (normalised)",
-    "wasserstein_normalized": "Wasserstein distance (normalised)",
-    "chi2": "chi-square p-value",
-    "chisquare": "chi-square p-value",
-    "chi2_pvalue": "chi-square p-value",
-    "chi2_p_value": "chi-square p-value",
-    "chisquare_pvalue": "chi-square p-value",
-    "chi2_statistic": "chi-square statistic",
-    "hellinger": "Hellinger distance",
-    "kl_div": "KL divergence",
-    "missing_rate": "missing-value rate",
+    "chi_square_p_value": "chi-square p-value",
     "missing_rate_increase": "missing-value rate increase",
     "out_of_range_rate": "out-of-range rate",
-    "unseen_category_rate": "unseen-category rate",
-    "type_error_rate": "wrong-type rate",
-    "type_mismatch_rate": "wrong-type rate",
-    "adwin": "ADWIN mean change",
-    "page_hinkley": "Page-Hinkley statistic",
+    "unseen_category_rate_increase": "unseen-category rate increase",
+    "type_violation_rate": "wrong-type rate",
+    "adwin_detections": "ADWIN detections",
+    "page_hinkley_detections": "Page-Hinkley detections",
 }
 """Display names of known statistic names; unknown names are shown as they are."""
 
@@ -626,13 +608,6 @@ _MEANINGS: dict[str, str] = {
         "The KS statistic is the largest gap between the window's and the reference "
         "cumulative distributions (0 to 1)."
     ),
-    "KS p-value": (
-        "A small KS p-value means the window is unlikely to come from the reference distribution."
-    ),
-    "Wasserstein distance": (
-        "The Wasserstein distance is how far, on average, values moved from the reference "
-        "distribution, in the feature's units."
-    ),
     "Wasserstein distance (normalised)": (
         "The normalised Wasserstein distance is how far, on average, values moved from the "
         "reference distribution, in units of the reference spread."
@@ -641,16 +616,19 @@ _MEANINGS: dict[str, str] = {
         "A small chi-square p-value means the window's category frequencies are unlikely "
         "under the reference frequencies."
     ),
-    "Hellinger distance": (
-        "The Hellinger distance between the window's and the reference distribution runs "
-        "from 0 (identical) to 1 (no overlap)."
-    ),
     "missing-value rate increase": (
         "It is the share of missing values above the reference missing rate."
     ),
     "out-of-range rate": "It is the share of values outside the reference minimum-maximum range.",
-    "unseen-category rate": (
-        "It is the share of values in categories the reference profile never saw."
+    "unseen-category rate increase": (
+        "It is the share of values in categories outside the reference profile's top-K, "
+        "above the reference's own share of such values."
+    ),
+    "ADWIN detections": (
+        "It counts the changes in the feature's mean that ADWIN detected in the window."
+    ),
+    "Page-Hinkley detections": (
+        "It counts the changes in the feature's mean that Page-Hinkley detected in the window."
     ),
     "wrong-type rate": "It is the share of values whose type differs from the reference type.",
 }

@@ -32,7 +32,7 @@ triggering alert event, so each request is a distinct CloudEvent.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Self
 
@@ -152,33 +152,51 @@ class RetrainPolicy:
         ``monitored_features`` is the number of input features monitored for this model
         version (the denominator of ``min_drifted_share``).
         """
-        if (alert.model_id, alert.model_version) != (self.model_id, self.model_version):
-            raise ValueError(
-                f"alert of {alert.model_id}/{alert.model_version} sent to the retrain policy "
-                f"of {self.model_id}/{self.model_version}"
-            )
-        if (
-            alert.labels.get("alertname") == "DataQuality"
-            and not self.settings.data_quality_triggers
-        ):
-            return None
-        if alert.status == "resolved":
-            self._firing.pop(alert.fingerprint, None)
-            if not self._firing and alert.transition != "escalated":
-                self._end_episode()
-            return self._emit_pending(alert.time, alert.id, monitored_features, profile)
+        return self.observe_window([alert], monitored_features=monitored_features, profile=profile)
 
-        if self._episode_alert_id is None:
-            self._episode_alert_id = alert.id
-            self._episode_started_at = alert.starts_at
-        self._firing[alert.fingerprint] = alert
+    def observe_window(
+        self, alerts: Sequence[Alert], *, monitored_features: int, profile: ProfileRef
+    ) -> RetrainRequest | None:
+        """Follow the alert events raised by one closed window, then evaluate the rule once.
+
+        Evaluating after the whole window means a request lists every feature that drifted
+        in that window, not just the first one whose alert was observed.
+        """
+        trigger: Alert | None = None
+        last: Alert | None = None
+        for alert in alerts:
+            if (alert.model_id, alert.model_version) != (self.model_id, self.model_version):
+                raise ValueError(
+                    f"alert of {alert.model_id}/{alert.model_version} sent to the retrain "
+                    f"policy of {self.model_id}/{self.model_version}"
+                )
+            if (
+                alert.labels.get("alertname") == "DataQuality"
+                and not self.settings.data_quality_triggers
+            ):
+                continue
+            last = alert
+            if alert.status == "resolved":
+                self._firing.pop(alert.fingerprint, None)
+                if not self._firing and alert.transition != "escalated":
+                    self._end_episode()
+                continue
+            if self._episode_alert_id is None:
+                self._episode_alert_id = alert.id
+                self._episode_started_at = alert.starts_at
+            self._firing[alert.fingerprint] = alert
+            trigger = alert
+        if trigger is None:
+            if last is None:
+                return None
+            return self._emit_pending(last.time, last.id, monitored_features, profile)
         reason = self._reason(monitored_features)
         if reason is None:
             return None
-        if self._cooling_down(alert.time):
+        if self._cooling_down(trigger.time):
             self._pending = True
             return None
-        return self._request(reason, alert.time, alert.id, profile)
+        return self._request(reason, trigger.time, trigger.id, profile)
 
     def tick(
         self, time: float, *, monitored_features: int, profile: ProfileRef
