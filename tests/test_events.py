@@ -44,20 +44,33 @@ def encode(fields: dict[str, Any]) -> bytes:
 
 
 def rejected(payload: bytes, limits: DecodeLimits = DecodeLimits()) -> DeadLetter:
+    """The dead letter of ``payload``, the same alone and after a good event of its model.
+
+    (The decoder has a fast path for events of a model already seen in the batch.)
+    """
     batch = decode_batch([payload], limits)
     assert batch.models == []
     assert len(batch.dead_letters) == 1
     letter = batch.dead_letters[0]
     assert letter.index == 0
     assert letter.payload is payload
+    after_good = decode_batch([encode(event()), payload], limits)
+    assert [len(model) for model in after_good.models] == [1]
+    assert after_good.dead_letters == [DeadLetter(1, letter.reason, letter.message, payload)]
     return letter
 
 
 def accepted(payload: bytes) -> ModelBatch:
+    """The one-row model batch of ``payload``, checking that a repeat decodes the same."""
     batch = decode_batch([payload])
     assert batch.dead_letters == [], batch.dead_letters
     assert len(batch.models) == 1
-    return batch.models[0]
+    model = batch.models[0]
+    (twice,) = decode_batch([payload, payload]).models
+    assert twice.timestamps.tolist() == model.timestamps.tolist() * 2
+    assert twice.event_ids == model.event_ids * 2
+    assert twice.columns == {name: column * 2 for name, column in model.columns.items()}
+    return model
 
 
 def rows(batch: DecodedBatch) -> dict[int, dict[str, Any]]:
@@ -112,15 +125,35 @@ REJECTIONS: list[tuple[str, bytes, DeadLetterReason, str]] = [
     ("date only", encode(event(timestamp="2024-05-01")), R.INVALID_TIMESTAMP, "RFC 3339"),
     ("no seconds", encode(event(timestamp="2024-05-01T12:00Z")), R.INVALID_TIMESTAMP, "12:00Z"),
     ("hh offset", encode(event(timestamp="2024-05-01T12:00:00+01")), R.INVALID_TIMESTAMP, "+01"),
-    ("hhmm offset", encode(event(timestamp="2024-05-01T12:00:00+0100")), R.INVALID_TIMESTAMP, "0100"),
-    ("comma fraction", encode(event(timestamp="2024-05-01T12:00:00,5Z")), R.INVALID_TIMESTAMP, ",5"),
+    (
+        "hhmm offset",
+        encode(event(timestamp="2024-05-01T12:00:00+0100")),
+        R.INVALID_TIMESTAMP,
+        "0100",
+    ),
+    (
+        "comma fraction",
+        encode(event(timestamp="2024-05-01T12:00:00,5Z")),
+        R.INVALID_TIMESTAMP,
+        ",5",
+    ),
     ("other separator", encode(event(timestamp="2024-05-01X12:00:00Z")), R.INVALID_TIMESTAMP, "X"),
     ("word", encode(event(timestamp="yesterday")), R.INVALID_TIMESTAMP, "yesterday"),
     ("month 13", encode(event(timestamp="2024-13-01T00:00:00Z")), R.INVALID_TIMESTAMP, "month"),
     ("leap second", encode(event(timestamp="2016-12-31T23:59:60Z")), R.INVALID_TIMESTAMP, "60"),
     ("before 1970", encode(event(timestamp="1969-12-31T23:59:59Z")), R.INVALID_TIMESTAMP, "1970"),
-    ("offset to 1969", encode(event(timestamp="1970-01-01T00:00:00+00:01")), R.INVALID_TIMESTAMP, "1970"),
-    ("past 9999", encode(event(timestamp="9999-12-31T23:59:59-00:01")), R.INVALID_TIMESTAMP, "9999"),
+    (
+        "offset to 1969",
+        encode(event(timestamp="1970-01-01T00:00:00+00:01")),
+        R.INVALID_TIMESTAMP,
+        "1970",
+    ),
+    (
+        "past 9999",
+        encode(event(timestamp="9999-12-31T23:59:59-00:01")),
+        R.INVALID_TIMESTAMP,
+        "9999",
+    ),
     ("negative epoch", encode(event(timestamp=-1)), R.INVALID_TIMESTAMP, "-1"),
     ("huge epoch ms", encode(event(timestamp=1e16)), R.INVALID_TIMESTAMP, "9999"),
     ("boolean time", encode(event(timestamp=True)), R.INVALID_TIMESTAMP, "boolean"),
@@ -128,8 +161,18 @@ REJECTIONS: list[tuple[str, bytes, DeadLetterReason, str]] = [
     ("features array", encode(event(features=[1, 2])), R.FEATURES_NOT_OBJECT, "'features'"),
     ("features string", encode(event(features="a=1")), R.FEATURES_NOT_OBJECT, "'features'"),
     ("empty name", encode(event(features={"a": 1, "": 2})), R.INVALID_FEATURE_NAME, '""'),
-    ("reserved name", encode(event(features={"__label__": 1})), R.INVALID_FEATURE_NAME, "__label__"),
-    ("object value", encode(event(features={"a": 1, "geo": {"x": 1}})), R.INVALID_FEATURE_VALUE, "geo"),
+    (
+        "reserved name",
+        encode(event(features={"__label__": 1})),
+        R.INVALID_FEATURE_NAME,
+        "__label__",
+    ),
+    (
+        "object value",
+        encode(event(features={"a": 1, "geo": {"x": 1}})),
+        R.INVALID_FEATURE_VALUE,
+        "geo",
+    ),
     ("array value", encode(event(features={"tags": ["a"]})), R.INVALID_FEATURE_VALUE, "tags"),
     ("no data", encode(event(features=MISSING)), R.NO_FEATURES_OR_PREDICTION, "'features'"),
     (
@@ -138,7 +181,12 @@ REJECTIONS: list[tuple[str, bytes, DeadLetterReason, str]] = [
         R.NO_FEATURES_OR_PREDICTION,
         "'prediction'",
     ),
-    ("array prediction", encode(event(prediction=[0.1, 0.9])), R.INVALID_PREDICTION, "'prediction'"),
+    (
+        "array prediction",
+        encode(event(prediction=[0.1, 0.9])),
+        R.INVALID_PREDICTION,
+        "'prediction'",
+    ),
     ("empty classes", encode(event(prediction={})), R.INVALID_PREDICTION, "empty"),
     ("empty class", encode(event(prediction={"": 0.5})), R.INVALID_PREDICTION, "class"),
     ("string proba", encode(event(prediction={"cat": "high"})), R.INVALID_PREDICTION, "cat"),
@@ -160,13 +208,14 @@ def test_rejection_reason_and_message(payload: bytes, reason: DeadLetterReason, 
 
 
 def test_payload_too_large_is_not_parsed() -> None:
-    payload = encode(event())
+    payload = encode(event(note="a larger event than the default one"))
     letter = rejected(payload, DecodeLimits(max_payload_bytes=len(payload) - 1))
     assert letter.reason is R.PAYLOAD_TOO_LARGE
     assert str(len(payload)) in letter.message
     # Exactly at the limit is fine; too large wins even over invalid JSON.
     assert accepted_with(payload, DecodeLimits(max_payload_bytes=len(payload)))
-    assert rejected(b"{" * 20, DecodeLimits(max_payload_bytes=10)).reason is R.PAYLOAD_TOO_LARGE
+    limits = DecodeLimits(max_payload_bytes=len(payload) - 1)
+    assert rejected(b"{" * len(payload), limits).reason is R.PAYLOAD_TOO_LARGE
 
 
 def accepted_with(payload: bytes, limits: DecodeLimits) -> bool:
@@ -379,10 +428,13 @@ def test_bad_features_after_a_good_event_of_the_same_model() -> None:
 def test_grouping_by_model_and_version_in_order_of_first_appearance() -> None:
     keys = [("a", "1"), ("b", "1"), ("a", "2"), ("a", "1"), ("b", "1"), ("a", "1")]
     payloads = [
-        encode(event(event_id=f"e{i}", model_id=m, model_version=v)) for i, (m, v) in enumerate(keys)
+        encode(event(event_id=f"e{i}", model_id=m, model_version=v))
+        for i, (m, v) in enumerate(keys)
     ]
     batch = decode_batch([b"{}", *payloads])
-    assert [(m.model_id, m.model_version, m.indices.tolist(), m.event_ids) for m in batch.models] == [
+    assert [
+        (m.model_id, m.model_version, m.indices.tolist(), m.event_ids) for m in batch.models
+    ] == [
         ("a", "1", [1, 4, 6], ["e0", "e3", "e5"]),
         ("b", "1", [2, 5], ["e1", "e4"]),
         ("a", "2", [3], ["e2"]),

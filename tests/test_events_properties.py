@@ -20,7 +20,7 @@ from driftline.events import (
 )
 
 # Derandomized: the same examples on every run, so CI is deterministic.
-DETERMINISTIC = settings(derandomize=True, deadline=None, max_examples=250, database=None)
+DETERMINISTIC = settings(derandomize=True, deadline=None, max_examples=150, database=None)
 
 LIMITS = DecodeLimits(max_payload_bytes=400, max_features=4)
 
@@ -47,7 +47,9 @@ containers = st.sampled_from([[], [1], {}, {"k": 1}, [[None]]])
 rfc3339_like = st.builds(
     "".join,
     st.lists(
-        st.sampled_from(["2024-05-01", "T", "t", " ", "12:00", ":00", ".5", "Z", "+02:00", "-0130"]),
+        st.sampled_from(
+            ["2024-05-01", "T", "t", " ", "12:00", ":00", ".5", "Z", "+02:00", "-0130"]
+        ),
         max_size=6,
     ),
 )
@@ -204,7 +206,9 @@ def check_invariants(batch: DecodedBatch, messages: Sequence[bytes]) -> None:
         assert letter.message
     keys = [(m.model_id, m.model_version) for m in batch.models]
     assert len(set(keys)) == len(keys)
-    assert [int(m.indices[0]) for m in batch.models] == sorted(int(m.indices[0]) for m in batch.models)
+    assert [int(m.indices[0]) for m in batch.models] == sorted(
+        int(m.indices[0]) for m in batch.models
+    )
     for model in batch.models:
         indices = model.indices.tolist()
         assert indices == sorted(indices)
@@ -248,7 +252,7 @@ def check_parts(messages: list[bytes], cuts: list[int]) -> None:
     assert singles == whole
 
 
-@DETERMINISTIC
+@settings(DETERMINISTIC, max_examples=300)
 @given(batches_of_bytes)
 def test_arbitrary_bytes_never_raise_and_account_for_every_message(
     messages: list[bytes],
@@ -272,7 +276,7 @@ def test_batch_decodes_like_its_parts(messages: list[bytes], cuts: list[int]) ->
     check_parts(messages, cuts)
 
 
-@DETERMINISTIC
+@settings(DETERMINISTIC, max_examples=80)
 @given(st.lists(payloads(), min_size=1, max_size=6), st.lists(valid_events, min_size=1))
 def test_bad_events_do_not_change_good_ones(bad: list[bytes], good_events: list[Any]) -> None:
     good = [to_json(event) for event in good_events]
@@ -285,7 +289,7 @@ def test_bad_events_do_not_change_good_ones(bad: list[bytes], good_events: list[
         assert together[position] == alone[own]
 
 
-@DETERMINISTIC
+@settings(DETERMINISTIC, max_examples=250)
 @given(known_model_batches(), st.lists(st.integers(min_value=0, max_value=9), max_size=2))
 def test_fast_path_agrees_with_checked_path(messages: list[bytes], cuts: list[int]) -> None:
     batch = decode_batch(messages, LIMITS)

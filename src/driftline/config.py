@@ -86,6 +86,8 @@ class AlertSettings(_Strict):
     """Event time after a resolve before the same alert may fire again."""
     min_samples: int = Field(200, gt=0)
     """Windows with fewer (non-missing) values are not evaluated."""
+    runbook_url: str | None = None
+    """Added to every alert as the ``runbook_url`` annotation when set."""
 
 
 class RetrainSettings(_Strict):
@@ -93,6 +95,8 @@ class RetrainSettings(_Strict):
     min_drifted_features: int | None = Field(3, gt=0)
     min_drifted_share: float | None = Field(0.5, gt=0, le=1)
     on_prediction_drift: bool = True
+    data_quality_triggers: bool = False
+    """Whether data-quality alerts count: off, so a broken pipeline is not retrained on."""
     cooldown_seconds: float = Field(3600.0, ge=0)
 
 

@@ -406,6 +406,8 @@ def test_reference_columns_can_be_renamed_or_left_out() -> None:
     assert list(reference_rows(scenario, 5))[-2:] == [PREDICTION_FEATURE, LABEL_FEATURE]
     renamed = reference_rows(scenario, 5, prediction_column="score", label_column=None)
     assert list(renamed) == [*CREDIT_FEATURES, "score"]
+    with pytest.raises(ValueError, match="twice"):
+        reference_rows(scenario, 5, prediction_column="amount")
 
 
 def test_reference_csv(tmp_path: Path) -> None:

@@ -503,10 +503,11 @@ def reference_rows(
 ) -> dict[str, list[Scalar]]:
     """``n`` rows of training data for ``scenario``'s model, as columns (``None`` = missing).
 
-    Drawn from the same generator without any drift, from a random stream of their own (no
-    row equals a traffic event). The columns are the model's features, then the prediction
-    as ``prediction_column`` (when ``scenario.prediction``; ``None`` leaves it out) and the
-    label as ``label_column`` (when ``scenario.labels``).
+    Drawn from the same generator without any drift, from random streams of their own
+    (independent of the traffic; a longer reference starts with the rows of a shorter one).
+    The columns are the model's features, then the prediction as ``prediction_column``
+    (when ``scenario.prediction``; ``None`` leaves it out) and the label as ``label_column``
+    (when ``scenario.labels``).
     """
     if n < 0:
         raise ValueError("n must be >= 0")
@@ -516,6 +517,8 @@ def reference_rows(
     columns: dict[str, list[Scalar]] = {}
     for name in _column_names(baseline):
         target = rename.get(name, name)
+        if target in columns:
+            raise ValueError(f"reference column {target!r} would appear twice")
         if target is not None:
             columns[target] = []
     for block in _blocks(baseline.seed, _REFERENCE_STREAM, plan, 0, n):
