@@ -110,7 +110,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
 
-    print(f"machine: {cpu_model()}, python {platform.python_version()}, orjson {orjson.__version__}")
+    python = platform.python_version()
+    print(f"machine: {cpu_model()}, python {python}, orjson {orjson.__version__}")
     print(
         f"{args.events} events of {FEATURES} numeric features, batches of {args.batch}, "
         f"best of {args.repeat}, one core"

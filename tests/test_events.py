@@ -24,6 +24,7 @@ R = DeadLetterReason
 MISSING = object()
 NOON = datetime(2024, 5, 1, 12, 0, tzinfo=UTC).timestamp()  # 2024-05-01T12:00:00Z
 CORPUS = Path(__file__).parent / "corpus"
+DEFAULT_LIMITS = DecodeLimits()
 
 
 def event(**fields: Any) -> dict[str, Any]:
@@ -43,7 +44,7 @@ def encode(fields: dict[str, Any]) -> bytes:
     return orjson.dumps(fields)
 
 
-def rejected(payload: bytes, limits: DecodeLimits = DecodeLimits()) -> DeadLetter:
+def rejected(payload: bytes, limits: DecodeLimits = DEFAULT_LIMITS) -> DeadLetter:
     """The dead letter of ``payload``, the same alone and after a good event of its model.
 
     (The decoder has a fast path for events of a model already seen in the batch.)
@@ -423,6 +424,22 @@ def test_bad_features_after_a_good_event_of_the_same_model() -> None:
     (model,) = batch.models
     assert model.event_ids == ["a", "d"]
     assert model.columns == {"x": [1, 4]}
+
+
+def test_bad_value_among_rows_with_the_same_feature_names() -> None:
+    payloads = [
+        encode(event(event_id=f"e{i}", features={"x": x, "y": "b"}))
+        for i, x in enumerate([1, 2, {"deep": [1]}, 4, [5]])
+    ]
+    batch = decode_batch(payloads)
+    assert [(d.index, d.reason) for d in batch.dead_letters] == [
+        (2, R.INVALID_FEATURE_VALUE),
+        (4, R.INVALID_FEATURE_VALUE),
+    ]
+    assert all("'x'" not in d.message and '"x"' in d.message for d in batch.dead_letters)
+    (model,) = batch.models
+    assert model.event_ids == ["e0", "e1", "e3"]
+    assert model.columns == {"x": [1, 2, 4], "y": ["b", "b", "b"]}
 
 
 def test_grouping_by_model_and_version_in_order_of_first_appearance() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Sequence
 from typing import Any
@@ -129,7 +130,12 @@ def known_model_batches(draw: st.DrawFn) -> list[bytes]:
     Every later event takes the fast path of a known model, so comparing against
     batches of one (checked path only) tests that both paths agree.
     """
-    first = {**draw(valid_events), "model_id": "m", "model_version": "1"}
+    first = {
+        **draw(valid_events),
+        "model_id": "m",
+        "model_version": "1",
+        "features": {"a": 0, "b": 1},
+    }
     later = st.fixed_dictionaries(
         {
             "event_id": st.just("e"),
@@ -140,7 +146,10 @@ def known_model_batches(draw: st.DrawFn) -> list[bytes]:
             ),
         },
         optional={
-            "features": features,
+            "features": st.one_of(
+                features,  # and rows with the same names as the first event:
+                st.fixed_dictionaries({"a": json_scalars | containers, "b": json_scalars}),
+            ),
             "prediction": predictions,
             "label": st.one_of(json_scalars, containers),
         },
@@ -243,7 +252,7 @@ def check_parts(messages: list[bytes], cuts: list[int]) -> None:
     whole = outcome(decode_batch(messages, LIMITS))
     bounds = [0, *sorted(c % (len(messages) + 1) for c in cuts), len(messages)]
     joined: dict[int, tuple[Any, ...]] = {}
-    for start, stop in zip(bounds, bounds[1:], strict=False):
+    for start, stop in itertools.pairwise(bounds):
         joined.update(outcome(decode_batch(messages[start:stop], LIMITS), offset=start))
     assert joined == whole
     singles: dict[int, tuple[Any, ...]] = {}

@@ -113,3 +113,49 @@ def test_unconfigured_models_can_be_ignored() -> None:
     pipeline.process(event_stream(100))
     assert pipeline.counters.ignored[("m", "1")] == 100
     assert pipeline.monitors() == {}
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {},
+        {"window": {"duration_seconds": 6.0}},
+        {"detectors": {"numeric": ["psi", "adwin", "page_hinkley", "ks", "wasserstein"]}},
+        {"warmup_events": 3_000, "models": []},
+    ],
+    ids=["default", "duration", "stream-detectors", "warmup"],
+)
+def test_state_round_trip_continues_exactly(extra: dict[str, object]) -> None:
+    settings = parse_settings({"models": [{"model_id": "m"}], **extra})
+    profiles = {0: _profile()} if settings.models else {}
+    events = event_stream(16_000, drift=Drift("x_normal", "scale", 8_000))
+    uninterrupted = _outputs(Pipeline(settings, profiles), events, 700)
+    assert uninterrupted
+    for cut in (1_500, 3_000, 9_100):
+        before = Pipeline(settings, profiles)
+        head = _outputs(before, events[:cut], 700)
+        after = Pipeline(settings, profiles)
+        after.restore(before.to_state())
+        assert head + _outputs(after, events[cut:], 700) == _sorted_like(uninterrupted, head)
+
+
+def _sorted_like(full: list[bytes], head: list[bytes]) -> list[bytes]:
+    """``full`` reordered as head-then-tail (alerts and requests are grouped per run)."""
+    rest = list(full)
+    for item in head:
+        rest.remove(item)
+    return head + rest
+
+
+def test_restore_rejects_state_built_on_another_profile() -> None:
+    settings = parse_settings({"models": [{"model_id": "m"}]})
+    before = Pipeline(settings, {0: _profile()})
+    before.process(event_stream(1_000))
+    other = build_profile(
+        reference_columns(5_000, seed=9),
+        model_id="m",
+        model_version="1",
+        source=ProfileSource(kind="file", sha256="1" * 64),
+    )
+    with pytest.raises(ValueError, match="profile"):
+        Pipeline(settings, {0: other}).restore(before.to_state())

@@ -271,3 +271,14 @@ def test_category_update_is_fast_path_over_distinct_keys() -> None:
     assert sketch.total == 20_000
     assert sketch.other == int((ints >= 40).sum())
     assert sketch.counts.tolist() == np.bincount(ints, minlength=50)[:40].tolist()
+
+
+def test_clear_returns_a_sketch_to_empty() -> None:
+    bins = BinCounts([0.0, 1.0])
+    bins.update(np.array([0.5, np.nan, 3.0]))
+    bins.clear()
+    assert bins == BinCounts([0.0, 1.0])
+    counts = CategoryCounts(["a"])
+    counts.update(["a", "b", None])
+    counts.clear()
+    assert counts == CategoryCounts(["a"])

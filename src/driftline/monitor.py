@@ -28,6 +28,7 @@ from driftline.findings import Finding
 from driftline.profile import FeatureKind, ReferenceProfile, build_profile, warmup_source
 
 Column = NumericColumn | CategoryColumn
+STATE_VERSION = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +104,65 @@ class ModelMonitor:
             self.windows[name] = feature_window(
                 feature, detectors, self.plan.adwin, self.plan.page_hinkley
             )
+
+    def to_state(self) -> dict[str, Any]:
+        """All mutable state, JSON-ready. A profile learned by warm-up is included; a
+        configured one is referred to by id (it comes from the config on restore)."""
+        learned = self.profile is not None and self.profile.source.kind == "warmup"
+        return {
+            "version": STATE_VERSION,
+            "sequence": self.sequence,
+            "window_rows": self.window_rows,
+            "window_start": self.window_start,
+            "window_end": self.window_end,
+            "window_event_id": self.window_event_id,
+            "window_key": self.window_key,
+            "profile_id": None if self.profile is None else self.profile.profile_id,
+            "learned_profile": self.profile.to_dict() if learned and self.profile else None,
+            "warmup": self.warmup,
+            "warmup_rows": self.warmup_rows,
+            "features": {name: window.to_state() for name, window in self.windows.items()},
+        }
+
+    @classmethod
+    def from_state(
+        cls,
+        state: dict[str, Any],
+        *,
+        model_id: str,
+        model_version: str,
+        plan: MonitorPlan,
+        profile: ReferenceProfile | None,
+    ) -> ModelMonitor:
+        """Rebuild a monitor from :meth:`to_state`; it continues exactly where it was.
+
+        ``profile`` is the configured profile; a state built on a different profile (the
+        config changed) is rejected with ValueError rather than silently mixed.
+        """
+        if state.get("version") != STATE_VERSION:
+            raise ValueError(f"unsupported monitor state version {state.get('version')!r}")
+        if state["learned_profile"] is not None:
+            profile = ReferenceProfile.from_dict(state["learned_profile"])
+        elif state["profile_id"] is None:
+            profile = None
+        elif profile is None or profile.profile_id != state["profile_id"]:
+            raise ValueError(
+                f"{model_id}/{model_version}: state was built on profile "
+                f"{state['profile_id']}, the configured profile differs"
+            )
+        monitor = cls(model_id, model_version, plan, profile)
+        monitor.sequence = int(state["sequence"])
+        monitor.window_rows = int(state["window_rows"])
+        monitor.window_start = float(state["window_start"])
+        monitor.window_end = float(state["window_end"])
+        monitor.window_event_id = str(state["window_event_id"])
+        monitor.window_key = int(state["window_key"])
+        monitor.warmup = {name: list(values) for name, values in state["warmup"].items()}
+        monitor.warmup_rows = int(state["warmup_rows"])
+        for name, window_state in state["features"].items():
+            if name in monitor.windows:
+                monitor.windows[name].restore(window_state)
+        return monitor
 
     def process(self, batch: ModelBatch) -> list[tuple[int, Finding]]:
         """Consume a batch; return each finding with the batch index that closed its window."""

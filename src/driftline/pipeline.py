@@ -10,6 +10,9 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
 
 from driftline.config import ConfigError, ModelSettings, Settings
 from driftline.detectors.catalog import DETECTORS
@@ -23,6 +26,7 @@ from driftline.policy.retrain import RetrainSettings as RetrainPolicySettings
 from driftline.profile import ProfileError, ReferenceProfile, load_profile
 
 ModelKey = tuple[str, str]
+STATE_VERSION = 1
 
 
 @dataclass(slots=True)
@@ -67,6 +71,42 @@ class _ModelVersion:
             model_id=key[0],
             model_version=key[1],
             settings=RetrainPolicySettings(**settings.retrain.model_dump()),
+        )
+
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "monitor": self.monitor.to_state(),
+            "alerts": self.alerts.to_state(),
+            "retrain": self.retrain.to_state(),
+        }
+
+    def restore(
+        self,
+        state: dict[str, Any],
+        settings: Settings,
+        entry: ModelSettings | None,
+        profile: ReferenceProfile | None,
+    ) -> None:
+        key = (self.monitor.model_id, self.monitor.model_version)
+        self.monitor = ModelMonitor.from_state(
+            state["monitor"],
+            model_id=key[0],
+            model_version=key[1],
+            plan=self.monitor.plan,
+            profile=profile,
+        )
+        self.alerts = AlertPolicy.from_state(
+            state["alerts"],
+            source=settings.source,
+            settings=self.alerts.settings,
+            thresholds=_threshold_lookup(settings, entry),
+        )
+        self.retrain = RetrainPolicy.from_state(
+            state["retrain"],
+            source=settings.source,
+            model_id=key[0],
+            model_version=key[1],
+            settings=self.retrain.settings,
         )
 
     def profile_ref(self) -> ProfileRef:
@@ -162,6 +202,30 @@ class Pipeline:
             version = _ModelVersion(key, self.settings, entry, profile)
         self.versions[key] = version
         return version
+
+    def to_state(self) -> bytes:
+        """The state of every model version (monitors and policies), as bytes."""
+        versions = [
+            {"model_id": k[0], "model_version": k[1], "state": v.to_state()}
+            for k, v in self.versions.items()
+            if v is not None
+        ]
+        return orjson.dumps({"version": STATE_VERSION, "versions": versions})
+
+    def restore(self, data: bytes) -> None:
+        """Continue from :meth:`to_state`; later batches give what the original would have."""
+        state = orjson.loads(data)
+        if state.get("version") != STATE_VERSION:
+            raise ValueError(f"unsupported pipeline state version {state.get('version')!r}")
+        self.versions = {}
+        for item in state["versions"]:
+            key = (item["model_id"], item["model_version"])
+            index = _entry_index(self.settings, key)
+            entry = None if index is None else self.settings.models[index]
+            profile = None if index is None else self.profiles.get(index)
+            version = _ModelVersion(key, self.settings, entry, None)
+            version.restore(item["state"], self.settings, entry, profile)
+            self.versions[key] = version
 
     def monitors(self) -> dict[ModelKey, ModelMonitor]:
         return {k: v.monitor for k, v in self.versions.items() if v is not None}

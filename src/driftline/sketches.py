@@ -86,6 +86,13 @@ class BinCounts:
         """Number of non-missing values counted (missing values are in :attr:`missing`)."""
         return int(self._counts.sum())
 
+    def clear(self) -> None:
+        """Forget everything counted (the edges stay)."""
+        self._counts = np.zeros(self._edges.size + 1, dtype=np.int64)
+        self.missing = 0
+        self.minimum = math.nan
+        self.maximum = math.nan
+
     def update(self, values: npt.NDArray[np.float64]) -> None:
         """Count a batch of values; NaN means missing. Infinite values are a ValueError."""
         x = np.asarray(values, dtype=np.float64).reshape(-1)
@@ -231,6 +238,13 @@ class CategoryCounts:
     def unseen_complete(self) -> bool:
         """True when :attr:`unseen` holds every unseen key (its counts add up to other)."""
         return sum(c for _, c in self._unseen.values()) == self.other
+
+    def clear(self) -> None:
+        """Forget everything counted (the categories stay)."""
+        self._counts = np.zeros(len(self._categories), dtype=np.int64)
+        self._unseen = {}
+        self.other = 0
+        self.missing = 0
 
     def update(self, keys: Sequence[str | None]) -> None:
         """Count a batch of category keys (see :func:`driftline.profile.category_key`)."""

@@ -7,6 +7,7 @@ mergeable sketches (:mod:`driftline.sketches`) plus a few counters; the stream d
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +39,10 @@ class Statistic:
     value: float
     sample_size: int
     evidence: dict[str, Any]
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
 
 
 def _r(x: float) -> float:
@@ -156,9 +161,36 @@ class NumericWindow:
         return out
 
     def reset(self) -> None:
-        self.bins = BinCounts(self.reference.fine_edges)
+        self.bins.clear()
         self.below = self.above = self.violations = 0
         self.stream_hits = {"adwin": [], "page_hinkley": []}
+
+    def to_state(self) -> dict[str, Any]:
+        """JSON-ready state (bin edges are the profile's, so they are not repeated)."""
+        bins = self.bins.to_dict()
+        del bins["edges"]
+        return {
+            "bins": bins,
+            "below": self.below,
+            "above": self.above,
+            "violations": self.violations,
+            "adwin": None if self.adwin is None else _b64(self.adwin.to_bytes()),
+            "page_hinkley": None
+            if self.page_hinkley is None
+            else _b64(self.page_hinkley.to_bytes()),
+            "stream_hits": self.stream_hits,
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self.bins = BinCounts.from_dict({**state["bins"], "edges": self.reference.fine_edges})
+        self.below = int(state["below"])
+        self.above = int(state["above"])
+        self.violations = int(state["violations"])
+        if self.adwin is not None and state["adwin"] is not None:
+            self.adwin = ADWIN.from_bytes(base64.b64decode(state["adwin"]))
+        if self.page_hinkley is not None and state["page_hinkley"] is not None:
+            self.page_hinkley = PageHinkley.from_bytes(base64.b64decode(state["page_hinkley"]))
+        self.stream_hits = {k: [int(x) for x in v] for k, v in state["stream_hits"].items()}
 
 
 class CategoryWindow:
@@ -217,8 +249,17 @@ class CategoryWindow:
         return out
 
     def reset(self) -> None:
-        self.counts = CategoryCounts(self.categories)
+        self.counts.clear()
         self.violations = 0
+
+    def to_state(self) -> dict[str, Any]:
+        counts = self.counts.to_dict()
+        del counts["categories"]
+        return {"counts": counts, "violations": self.violations}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self.counts = CategoryCounts.from_dict({**state["counts"], "categories": self.categories})
+        self.violations = int(state["violations"])
 
 
 _CATEGORY_STATISTICS = {
@@ -236,12 +277,13 @@ def _missing(missing: int, rows: int, reference_rate: float) -> tuple[float, int
 
 def _shares(counts: Counts) -> list[float]:
     total = max(int(counts.sum()), 1)
-    return [_r(c / total) for c in counts]
+    shares: list[float] = np.round(counts / total, 6).tolist()
+    return shares
 
 
 def _bin_evidence(edges: npt.NDArray[np.float64], ref: Counts, win: Counts) -> dict[str, Any]:
     return {
-        "bin_edges": [_r(e) for e in edges],
+        "bin_edges": np.round(edges, 6).tolist(),
         "reference_shares": _shares(ref),
         "window_shares": _shares(win),
     }
