@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from driftline.cloudevents import deterministic_id, fingerprint
+from driftline.cloudevents import deterministic_id, fingerprint, format_time
 from driftline.findings import Finding
 from driftline.policy.alerts import (
     Alert,
@@ -553,3 +553,15 @@ def test_invariants(
                 assert len(counted) >= resolve_after
                 last_resolve = f.window_end
         assert len(policy.firing()) <= 1
+
+
+def test_breach_start_is_the_first_window_of_the_firing_streak() -> None:
+    policy = make_policy()
+    # A breach, a clean window (streak broken), then three breaches in a row.
+    [fired] = feed(policy, [0.3, 0.0, 0.15, 0.3, 0.3])
+    assert fired.breach_start == finding(0.0, 2).window_start
+    assert fired.event["data"]["breach_started_at"] == format_time(fired.breach_start)
+    [escalated_from, escalated] = feed(policy, [0.3], start=5)
+    assert escalated_from.breach_start == escalated.breach_start == fired.breach_start
+    [resolved] = feed(policy, [0.0, 0.0, 0.0], start=6)
+    assert resolved.breach_start == fired.breach_start

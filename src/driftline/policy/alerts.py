@@ -174,6 +174,9 @@ class Alert:
     firing or escalated, the clear threshold when resolved."""
     direction: Direction
     window: AlertWindow
+    breach_start: float
+    """``window_start`` of the first breaching window of the streak that fired the alert:
+    where the drifted data begins."""
     starts_at: float
     """``window_end`` of the finding that made the alert fire."""
     ends_at: float | None
@@ -227,6 +230,7 @@ class Alert:
             "threshold": self.threshold,
             "direction": self.direction,
             "window": [self.window.start, self.window.end, self.window.count],
+            "breach_start": self.breach_start,
             "starts_at": self.starts_at,
             "ends_at": self.ends_at,
             "time": self.time,
@@ -254,6 +258,7 @@ class Alert:
             threshold=float(state["threshold"]),
             direction=state["direction"],
             window=AlertWindow(float(start), float(end), int(count)),
+            breach_start=float(state["breach_start"]),
             starts_at=float(state["starts_at"]),
             ends_at=None if state["ends_at"] is None else float(state["ends_at"]),
             time=float(state["time"]),
@@ -292,6 +297,8 @@ class _AlertState:
     warning_streak: int = 0
     critical_streak: int = 0
     clear_streak: int = 0
+    breach_start: float | None = None
+    """``window_start`` of the first window of the current breaching streak."""
     firing: Alert | None = None
     resolved_at: float | None = None
 
@@ -335,6 +342,10 @@ class AlertPolicy:
         state.warning_streak = state.warning_streak + 1 if level is not None else 0
         state.critical_streak = state.critical_streak + 1 if level == "critical" else 0
         state.clear_streak = state.clear_streak + 1 if level is None else 0
+        if level is None:
+            state.breach_start = None
+        elif state.breach_start is None:
+            state.breach_start = finding.window_start
 
         if state.firing is None:
             return self._maybe_fire(state, finding, thresholds)
@@ -360,6 +371,7 @@ class AlertPolicy:
                     "warning_streak": state.warning_streak,
                     "critical_streak": state.critical_streak,
                     "clear_streak": state.clear_streak,
+                    "breach_start": state.breach_start,
                     "firing": None if state.firing is None else state.firing.to_state(),
                     "resolved_at": state.resolved_at,
                 }
@@ -388,6 +400,9 @@ class AlertPolicy:
                 warning_streak=int(entry["warning_streak"]),
                 critical_streak=int(entry["critical_streak"]),
                 clear_streak=int(entry["clear_streak"]),
+                breach_start=None
+                if entry["breach_start"] is None
+                else float(entry["breach_start"]),
                 firing=None if firing is None else Alert.from_state(firing),
                 resolved_at=None if resolved_at is None else float(resolved_at),
             )
@@ -422,6 +437,7 @@ class AlertPolicy:
             threshold=threshold,
             threshold_name=severity,
             starts_at=finding.window_end,
+            breach_start=finding.window_start if state.breach_start is None else state.breach_start,
             streak=streak,
         )
         return [state.firing]
@@ -439,6 +455,7 @@ class AlertPolicy:
             threshold=thresholds.critical,
             threshold_name="critical",
             starts_at=state.firing.starts_at,
+            breach_start=state.firing.breach_start,
             streak=state.critical_streak,
         )
         state.firing = self._alert(
@@ -450,6 +467,7 @@ class AlertPolicy:
             threshold=thresholds.critical,
             threshold_name="critical",
             starts_at=finding.window_end,
+            breach_start=state.firing.breach_start,
             streak=state.critical_streak,
             escalated_from=superseded.starts_at,
         )
@@ -468,6 +486,7 @@ class AlertPolicy:
             threshold=firing.threshold if clear is None else clear,
             threshold_name="warning" if thresholds.warning is not None else "critical",
             starts_at=firing.starts_at,
+            breach_start=firing.breach_start,
             streak=state.clear_streak,
         )
         state.firing = None
@@ -485,6 +504,7 @@ class AlertPolicy:
         threshold: float,
         threshold_name: Severity,
         starts_at: float,
+        breach_start: float,
         streak: int,
         escalated_from: float | None = None,
     ) -> Alert:
@@ -527,6 +547,7 @@ class AlertPolicy:
             "annotations": annotations,
             "starts_at": format_time(starts_at),
             "ends_at": None if ends_at is None else format_time(ends_at),
+            "breach_started_at": format_time(breach_start),
             "statistic": {
                 "name": finding.statistic,
                 "value": finding.value,
@@ -562,6 +583,7 @@ class AlertPolicy:
             threshold=threshold,
             direction=thresholds.direction,
             window=AlertWindow(finding.window_start, finding.window_end, finding.window_count),
+            breach_start=breach_start,
             starts_at=starts_at,
             ends_at=ends_at,
             time=finding.window_end,

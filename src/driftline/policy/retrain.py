@@ -329,7 +329,7 @@ class RetrainPolicy:
             "alert_ids": sorted(a.id for a in alerts),
             "drifted_features": [_feature_entry(a) for a in _ranked_features(alerts)],
             "window": {
-                "from": format_time(min(a.window.start for a in alerts)),
+                "from": format_time(min(a.breach_start for a in alerts)),
                 "to": format_time(max(a.window.end for a in alerts)),
             },
             "reference_profile": {"id": profile.profile_id, "sha256": profile.sha256},
