@@ -140,6 +140,13 @@ REJECTIONS: list[tuple[str, bytes, DeadLetterReason, str]] = [
     ),
     ("other separator", encode(event(timestamp="2024-05-01X12:00:00Z")), R.INVALID_TIMESTAMP, "X"),
     ("word", encode(event(timestamp="yesterday")), R.INVALID_TIMESTAMP, "yesterday"),
+    ("empty fraction", encode(event(timestamp="2024-05-01T12:00:00.Z")), R.INVALID_TIMESTAMP, ".Z"),
+    (
+        "junk after 6 fraction digits",
+        encode(event(timestamp="2024-05-01T12:00:00.000001T+00:00")),
+        R.INVALID_TIMESTAMP,
+        "RFC 3339",
+    ),
     ("month 13", encode(event(timestamp="2024-13-01T00:00:00Z")), R.INVALID_TIMESTAMP, "month"),
     ("leap second", encode(event(timestamp="2016-12-31T23:59:60Z")), R.INVALID_TIMESTAMP, "60"),
     ("before 1970", encode(event(timestamp="1969-12-31T23:59:59Z")), R.INVALID_TIMESTAMP, "1970"),

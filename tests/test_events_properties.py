@@ -305,3 +305,56 @@ def test_fast_path_agrees_with_checked_path(messages: list[bytes], cuts: list[in
     check_invariants(batch, messages)
     check_rows_match_payloads(batch, messages)
     check_parts(messages, cuts)
+
+
+TIMESTAMP_BASES = [
+    "2024-05-01T12:34:56Z",
+    "2024-05-01T12:34:56.789+01:30",
+    "2024-05-01T12:34:56.123456Z",
+    "1970-01-01T00:00:00.000001-00:00",
+    "9999-12-31T23:59:59.999999Z",
+]
+edited_timestamps = st.builds(
+    lambda base, edits: _apply_edits(base, edits),
+    st.sampled_from(TIMESTAMP_BASES),
+    st.lists(
+        st.tuples(
+            st.sampled_from(["set", "insert", "delete"]),
+            st.integers(min_value=0, max_value=40),
+            st.sampled_from(list("0123456789-:T .Zz+,tW\u0663\u00b2")),
+        ),
+        max_size=3,
+    ),
+)
+
+
+def _apply_edits(base: str, edits: list[tuple[str, int, str]]) -> str:
+    chars = list(base)
+    for operation, position, char in edits:
+        at = min(position, len(chars))
+        if operation == "insert":
+            chars.insert(at, char)
+        elif chars and operation == "set":
+            chars[min(at, len(chars) - 1)] = char
+        elif chars:
+            del chars[min(at, len(chars) - 1)]
+    return "".join(chars)
+
+
+@settings(DETERMINISTIC, max_examples=500)
+@given(edited_timestamps)
+def test_timestamp_strings_decode_the_same_on_both_paths(timestamp: str) -> None:
+    known = to_json(
+        {"event_id": "e", "model_id": "m", "model_version": "1", "timestamp": 0, "features": {}}
+    )
+    message = to_json(
+        {
+            "event_id": "e",
+            "model_id": "m",
+            "model_version": "1",
+            "timestamp": timestamp,
+            "features": {},
+        }
+    )
+    alone = outcome(decode_batch([message]))[0]
+    assert outcome(decode_batch([known, message]))[1] == alone

@@ -6,11 +6,21 @@ are errors (typos must not be silently ignored); every error names the offending
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, Self
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from driftline.detectors.catalog import DEFAULT_DETECTORS, DETECTORS
 from driftline.profile import FeatureKind
@@ -98,6 +108,68 @@ class RetrainSettings(_Strict):
     data_quality_triggers: bool = False
     """Whether data-quality alerts count: off, so a broken pipeline is not retrained on."""
     cooldown_seconds: float = Field(3600.0, ge=0)
+
+
+class KafkaSecurity(_Strict):
+    """Passed to the Kafka clients as they are; secrets are masked in every dump and log."""
+
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: Path | None = None
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+    ssl_password: SecretStr | None = None
+    ssl_check_hostname: bool = True
+
+    @model_validator(mode="after")
+    def _sasl_complete(self) -> Self:
+        if self.security_protocol.startswith("SASL"):
+            if self.sasl_mechanism is None:
+                raise ValueError(f"sasl_mechanism is required with {self.security_protocol}")
+            if self.sasl_username is None or self.sasl_password is None:
+                raise ValueError("sasl_username and sasl_password are required with SASL")
+        return self
+
+
+class KafkaSettings(_Strict):
+    bootstrap_servers: str = "127.0.0.1:9092"
+    """Comma-separated host:port list."""
+    group_id: str = Field("driftline", min_length=1)
+    input_topics: tuple[str, ...] = Field(("driftline.predictions",), min_length=1)
+    alerts_topic: str = Field("driftline.alerts", min_length=1)
+    retrain_topic: str = Field("driftline.retrain-requests", min_length=1)
+    dead_letter_topic: str = Field("driftline.dead-letters", min_length=1)
+    state_topic: str = Field("driftline.state", min_length=1)
+    client_id: str = "driftline"
+    max_batch_records: int = Field(5000, gt=0)
+    """Most records taken from Kafka in one ``getmany`` call."""
+    partitions: int = Field(6, gt=0)
+    """Partitions of the topics ``driftline topics create`` creates."""
+    replication_factor: int | None = Field(None, gt=0)
+    """Replication factor of created topics; default: the broker's default."""
+    security: KafkaSecurity = KafkaSecurity()
+
+
+class CheckpointSettings(_Strict):
+    """Detector state is checkpointed per input partition when either limit is reached, and
+    on partition revoke and shutdown."""
+
+    interval_seconds: float = Field(10.0, gt=0)
+    interval_events: int = Field(100_000, gt=0)
+
+
+class HttpSettings(_Strict):
+    host: str = "127.0.0.1"
+    """Loopback by default; set 0.0.0.0 to expose metrics to a remote Prometheus."""
+    port: int = Field(8000, ge=0, le=65535)
+    """0 picks a free port (tests)."""
+
+
+class LoggingSettings(_Strict):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    json_lines: bool = False
 
 
 DetectorSets = dict[FeatureKind, tuple[str, ...]]
@@ -188,6 +260,10 @@ class Settings(_Strict):
     alerts: AlertSettings = AlertSettings()
     retrain: RetrainSettings = RetrainSettings()
     models: tuple[ModelSettings, ...] = ()
+    kafka: KafkaSettings = KafkaSettings()
+    checkpoint: CheckpointSettings = CheckpointSettings()
+    http: HttpSettings = HttpSettings()
+    logging: LoggingSettings = LoggingSettings()
 
     @field_validator("detectors")
     @classmethod
@@ -228,12 +304,53 @@ def _format_error(origin: str, error: ValidationError) -> str:
     return "\n".join(lines)
 
 
-def parse_settings(data: Any, *, origin: str = "config", base_dir: Path | None = None) -> Settings:
-    """Validate a parsed config mapping; relative profile paths resolve against ``base_dir``."""
+ENV_PREFIX = "DRIFTLINE_"
+
+
+def apply_environment(data: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
+    """Override settings from ``DRIFTLINE_<KEY>__<SUBKEY>=value`` variables.
+
+    Keys are matched case-insensitively; values are parsed as YAML scalars or flow
+    collections (``DRIFTLINE_KAFKA__INPUT_TOPICS='[a, b]'``).
+
+    >>> apply_environment({"kafka": {"group_id": "a"}}, {"DRIFTLINE_KAFKA__GROUP_ID": "b"})
+    {'kafka': {'group_id': 'b'}}
+    """
+    out = copy.deepcopy(data)
+    for name, raw in sorted(environ.items()):
+        if not name.startswith(ENV_PREFIX):
+            continue
+        path = [part.lower() for part in name[len(ENV_PREFIX) :].split("__")]
+        if not all(path) or path[0] not in Settings.model_fields:
+            continue
+        node = out
+        for part in path[:-1]:
+            child = node.get(part)
+            if not isinstance(child, dict):
+                child = node[part] = {}
+            node = child
+        try:
+            node[path[-1]] = yaml.safe_load(raw) if raw else raw
+        except yaml.YAMLError:
+            node[path[-1]] = raw
+    return out
+
+
+def parse_settings(
+    data: Any,
+    *,
+    origin: str = "config",
+    base_dir: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Validate a parsed config mapping; relative profile paths resolve against ``base_dir``;
+    ``environ`` (e.g. ``os.environ``) overrides keys (see :func:`apply_environment`)."""
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"{origin}: the top level must be a mapping of keys to values")
+    if environ is not None:
+        data = apply_environment(data, environ)
     try:
         settings = Settings.model_validate(data)
     except ValidationError as exc:
@@ -249,8 +366,8 @@ def parse_settings(data: Any, *, origin: str = "config", base_dir: Path | None =
     return settings.model_copy(update={"models": models})
 
 
-def load_settings(path: Path) -> Settings:
-    """Read and validate a YAML config file."""
+def load_settings(path: Path, environ: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate a YAML config file (``environ`` overrides, see apply_environment)."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -259,4 +376,4 @@ def load_settings(path: Path) -> Settings:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-    return parse_settings(data, origin=str(path), base_dir=path.parent)
+    return parse_settings(data, origin=str(path), base_dir=path.parent, environ=environ)

@@ -13,7 +13,8 @@ message breaks several rules, the reason reported is the first one in this order
    orjson's limit (1024) is ``nesting_too_deep``; the literals ``NaN``, ``Infinity`` and
    ``-Infinity``, and numbers that overflow a double (``1e999``), are
    ``non_finite_number``; any other syntax error (including a ``\\ud800``-style lone
-   surrogate escape) is ``invalid_json``. Integers beyond 64 bits become floats.
+   surrogate escape or a byte order mark) is ``invalid_json``. Integers beyond 64 bits
+   become floats.
    Duplicate keys are accepted and the last one wins. A top level that is not an object
    is ``not_an_object``.
 3. **Envelope**, in this order: ``event_id``, ``model_id``, ``model_version``,
@@ -189,7 +190,7 @@ _SCALAR_TYPES = frozenset({str, int, float, bool})
 _FEATURE_VALUE_TYPES = frozenset({str, int, float, bool, type(None)})
 _NUMBER_TYPES = frozenset({int, float})
 _ENVELOPE = itemgetter("event_id", "model_id", "model_version", "timestamp")
-# ts[4:20:3] of the common RFC 3339 shapes "YYYY-MM-DDThh:mm:ss" + (".", "Z", "+", "-").
+# ts[4:20:3] of "YYYY-MM-DDThh:mm:ss" followed by ".", "Z", "+" or "-".
 _FAST_TIMESTAMP_SHAPES = frozenset({"--T::.", "--T::Z", "--T::+", "--T::-"})
 _RFC3339 = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?"
@@ -233,12 +234,10 @@ def decode_batch(payloads: Sequence[bytes], limits: DecodeLimits = DecodeLimits(
     decode_error = orjson.JSONDecodeError
     envelope = _ENVELOPE
     groups_get = groups.get
-    fromisoformat = datetime.fromisoformat
-    fast_shapes = _FAST_TIMESTAMP_SHAPES
+    fast_seconds = _fast_epoch_seconds
     scalar_types = _SCALAR_TYPES
     max_id = MAX_ID_LENGTH
     max_epoch = MAX_EPOCH_SECONDS
-    ms_from = EPOCH_MILLISECONDS_FROM
 
     for index, payload in enumerate(payloads):
         if len(payload) > max_payload_bytes:
@@ -250,10 +249,10 @@ def decode_batch(payloads: Sequence[bytes], limits: DecodeLimits = DecodeLimits(
             dead_letters.append(_unparsable(index, payload, error))
             continue
 
-        # Fast path: accepts only events that the checked path below accepts identically,
-        # and hands everything else to it. Feature names and values are validated per
-        # model batch afterwards (see _feature_columns). The model key must already be
-        # known, so it was validated when the checked path created its group.
+        # Fast path for the common shapes: it accepts only events that the checked path
+        # below accepts identically, and hands everything else to it. The model key must
+        # be known already (validated when the checked path created its group); feature
+        # names, values and counts are validated per model batch (see _feature_columns).
         try:
             event_id, model_id, version, ts = envelope(event)
         except (KeyError, TypeError):
@@ -264,17 +263,7 @@ def decode_batch(payloads: Sequence[bytes], limits: DecodeLimits = DecodeLimits(
             if type(model_id) is str and type(version) is str:
                 entries = groups_get((model_id, version))
                 if entries is not None and type(event_id) is str and 0 < len(event_id) <= max_id:
-                    seconds = -1.0
-                    if type(ts) is str:
-                        if ts[4:20:3] in fast_shapes and (
-                            ts[-1] == "Z" or (ts[-3] == ":" and ts[-6] in "+-")
-                        ):
-                            try:  # noqa: SIM105 (contextlib.suppress is slower here)
-                                seconds = fromisoformat(ts).timestamp()
-                            except ValueError:
-                                pass
-                    elif type(ts) is float or type(ts) is int:
-                        seconds = ts if ts < ms_from else ts / 1000
+                    seconds = fast_seconds(ts)
                     if 0.0 <= seconds <= max_epoch:
                         features = event.get("features")
                         if features is None:
@@ -308,6 +297,29 @@ def decode_batch(payloads: Sequence[bytes], limits: DecodeLimits = DecodeLimits(
     models.sort(key=lambda model: int(model.indices[0]))
     dead_letters.sort(key=lambda letter: letter.index)
     return DecodedBatch(models=models, dead_letters=dead_letters, size=len(payloads))
+
+
+def _fast_epoch_seconds(ts: Any) -> float:
+    """Epoch seconds of the common timestamp forms, or -1.0 for the checked path to judge.
+
+    Strings: ``YYYY-MM-DDThh:mm:ss`` with an optional fraction of 1 to 6 digits, then
+    ``Z`` or ``±hh:mm``; their shape is checked here and the rest by ``fromisoformat``
+    (which on its own is more lenient than RFC 3339: other separators, reduced
+    precision, ``±hh`` offsets, and junk after a 6th fraction digit).
+    """
+    if type(ts) is str:
+        if ts[4:20:3] in _FAST_TIMESTAMP_SHAPES and (
+            (ts[-1] == "Z" and ts[-2] != "." and len(ts) <= 27)
+            or (ts[-3] == ":" and ts[-6] in "+-" and ts[-7] != "." and len(ts) <= 32)
+        ):
+            try:
+                return datetime.fromisoformat(ts).timestamp()
+            except ValueError:
+                return -1.0
+        return -1.0
+    if type(ts) is float or type(ts) is int:
+        return ts if ts < EPOCH_MILLISECONDS_FROM else ts / 1000
+    return -1.0
 
 
 # --- JSON-level rejections --------------------------------------------------------------
@@ -606,6 +618,7 @@ def _feature_columns(
         except KeyError:
             pass  # rows differ in names: general path below
         else:
+            # Defensive: rows[0] came through the checked path, so its names are valid.
             if any(map(_is_reserved_or_empty, names)):
                 return None
             try:

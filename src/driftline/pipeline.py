@@ -36,6 +36,8 @@ class PipelineOutput:
     alerts: list[Alert] = field(default_factory=list)
     retrain_requests: list[RetrainRequest] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
+    latest_event_time: float | None = None
+    """Largest event time among the batch's valid events (for latency metrics)."""
 
 
 @dataclass(slots=True)
@@ -129,6 +131,8 @@ class Pipeline:
         )
         self.versions: dict[ModelKey, _ModelVersion | None] = {}
         self.counters = PipelineCounters()
+        self.latest: dict[ModelKey, dict[tuple[str, str], Finding]] = {}
+        """The latest finding per model version and (feature, detector), for status pages."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Pipeline:
@@ -165,6 +169,10 @@ class Pipeline:
             found.extend((index, key, f) for index, f in version.monitor.process(batch))
         found.sort(key=lambda item: item[0])  # stable: keeps each model's window order
         output = PipelineOutput(dead_letters=decoded.dead_letters)
+        if decoded.models:
+            output.latest_event_time = max(float(b.timestamps.max()) for b in decoded.models)
+        for _, key, finding in found:
+            self.latest.setdefault(key, {})[(finding.feature, finding.detector)] = finding
         # Findings of one window close arrive together; the retrain rule is evaluated once
         # per window close, after all of its alerts.
         for key, window_findings in _by_window(found):

@@ -1,0 +1,1 @@
+"""The I/O shell around the core: Kafka in and out, checkpoints, HTTP, metrics, lifecycle."""

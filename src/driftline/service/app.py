@@ -1,0 +1,284 @@
+"""``driftline run``: the core over Kafka, at least once, with state that survives.
+
+Per input partition the service owns one :class:`~driftline.pipeline.Pipeline`. A batch
+from ``getmany()`` is processed partition by partition; its outputs are produced and
+**acknowledged** before anything else happens. Periodically (time or event count), on
+partition revoke and on shutdown, each partition's state is written to the compacted state
+topic together with the next input offset it covers, and only after that record is
+acknowledged is the offset committed. On assignment the latest checkpoint is restored and
+reading resumes at its offset: the events after it are processed again and produce the
+same outputs with the same ids, which consumers deduplicate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
+
+from driftline.config import Settings
+from driftline.pipeline import Pipeline, PipelineOutput
+from driftline.profile import ReferenceProfile
+from driftline.service.checkpoints import (
+    Checkpoint,
+    checkpoint_key,
+    encode_checkpoint,
+    read_checkpoints,
+)
+from driftline.service.kafka_clients import make_consumer, make_producer
+from driftline.service.metrics import ServiceMetrics
+from driftline.service.topics import check_topics
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class PartitionState:
+    """What the service holds for one assigned input partition."""
+
+    topic_partition: TopicPartition
+    pipeline: Pipeline
+    next_offset: int | None = None
+    """First offset not yet processed (None until the first record)."""
+    checkpointed_offset: int | None = None
+    events_since_checkpoint: int = 0
+    last_checkpoint: float = field(default_factory=time.monotonic)
+    restored_from: int | None = None
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, service: MonitorService) -> None:
+        self.service = service
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        await self.service.release(revoked)
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        await self.service.adopt(assigned)
+
+
+class MonitorService:
+    """The Kafka shell around the core."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        profiles: dict[int, ReferenceProfile],
+        metrics: ServiceMetrics,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.profiles = profiles
+        self.metrics = metrics
+        self.clock = clock
+        self.wall_clock = wall_clock
+        self.partitions: dict[TopicPartition, PartitionState] = {}
+        self.consumer: AIOKafkaConsumer | None = None
+        self.producer: AIOKafkaProducer | None = None
+        self.state_reader: AIOKafkaConsumer | None = None
+        self.assigned_once = False
+        self.restoring = False
+        self.running = False
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    @property
+    def ready(self) -> bool:
+        """Partitions assigned (at least one rebalance done) and state restored."""
+        return self.running and self.assigned_once and not self.restoring
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Consume until ``stop`` is set, then checkpoint, commit and leave the group."""
+        kafka = self.settings.kafka
+        self.producer = make_producer(kafka)
+        self.state_reader = make_consumer(kafka, group=False)
+        self.consumer = make_consumer(kafka)
+        started: list[Callable[[], Awaitable[None]]] = []
+        try:
+            await check_topics(self.settings)
+            for client in (self.producer, self.state_reader, self.consumer):
+                await client.start()
+                started.append(client.stop)
+            self.consumer.subscribe(list(kafka.input_topics), listener=_Rebalance(self))
+            self.running = True
+            log.info("consuming %s as group %s", ", ".join(kafka.input_topics), kafka.group_id)
+            while not stop.is_set():
+                batch = await self._next_batch(stop)
+                for tp, records in batch.items():
+                    await self._process(tp, records)
+                await self._checkpoint_due()
+            await self.release(list(self.partitions))
+        finally:
+            self.running = False
+            for stop_client in reversed(started):
+                try:
+                    await stop_client()
+                except Exception:
+                    log.exception("error while closing a Kafka client")
+
+    async def _next_batch(self, stop: asyncio.Event) -> dict[TopicPartition, list[ConsumerRecord]]:
+        assert self.consumer is not None
+        fetch = asyncio.ensure_future(
+            self.consumer.getmany(timeout_ms=500, max_records=self.settings.kafka.max_batch_records)
+        )
+        stopped = asyncio.ensure_future(stop.wait())
+        done, _ = await asyncio.wait({fetch, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        stopped.cancel()
+        if fetch not in done:
+            # Stop requested while waiting: let the fetch finish (it returns within its
+            # timeout) rather than cancel it in the middle of a rebalance.
+            await asyncio.wait({fetch})
+        result: dict[TopicPartition, list[ConsumerRecord]] = fetch.result()
+        return result
+
+    # -- processing ------------------------------------------------------------------
+
+    async def _process(self, tp: TopicPartition, records: list[ConsumerRecord]) -> None:
+        part = self.partitions.get(tp)
+        if part is None:  # revoked while the batch was in flight
+            return
+        if part.next_offset is not None:
+            records = [r for r in records if r.offset >= part.next_offset]
+        if not records:
+            return
+        consumed_at = self.wall_clock()
+        started = self.clock()
+        payloads = [b"" if r.value is None else r.value for r in records]
+        output = part.pipeline.process(payloads)
+        await self._publish(tp, records, output)
+        part.next_offset = records[-1].offset + 1
+        part.events_since_checkpoint += len(records)
+        self.metrics.batch_processed(
+            tp, records, output, seconds=self.clock() - started, consumed_at=consumed_at
+        )
+
+    async def _publish(
+        self, tp: TopicPartition, records: list[ConsumerRecord], output: PipelineOutput
+    ) -> None:
+        """Produce every output of a batch and wait until Kafka acknowledged all of them."""
+        assert self.producer is not None
+        kafka = self.settings.kafka
+        sends = []
+        for dead in output.dead_letters:
+            record = records[dead.index]
+            headers = [
+                ("driftline.reason", dead.reason.value.encode()),
+                ("driftline.message", dead.message.encode()),
+                ("driftline.source.topic", tp.topic.encode()),
+                ("driftline.source.partition", str(tp.partition).encode()),
+                ("driftline.source.offset", str(record.offset).encode()),
+            ]
+            sends.append(
+                await self.producer.send(
+                    kafka.dead_letter_topic, dead.payload, key=record.key, headers=headers
+                )
+            )
+        for alert in output.alerts:
+            sends.append(
+                await self.producer.send(
+                    kafka.alerts_topic, alert.to_json(), key=alert.key.encode()
+                )
+            )
+        for request in output.retrain_requests:
+            sends.append(
+                await self.producer.send(
+                    kafka.retrain_topic, request.to_json(), key=request.key.encode()
+                )
+            )
+        if sends:
+            await asyncio.gather(*sends)
+
+    # -- checkpoints -----------------------------------------------------------------
+
+    async def _checkpoint_due(self) -> None:
+        limits = self.settings.checkpoint
+        now = self.clock()
+        for part in list(self.partitions.values()):
+            if part.events_since_checkpoint and (
+                part.events_since_checkpoint >= limits.interval_events
+                or now - part.last_checkpoint >= limits.interval_seconds
+            ):
+                await self._checkpoint(part)
+
+    async def _checkpoint(self, part: PartitionState) -> None:
+        """Write the partition's state, then commit its offset (outputs are acked already)."""
+        assert self.producer is not None and self.consumer is not None
+        if part.next_offset is None or part.next_offset == part.checkpointed_offset:
+            return
+        started = self.clock()
+        tp = part.topic_partition
+        kafka = self.settings.kafka
+        checkpoint = Checkpoint(tp.topic, tp.partition, part.next_offset, part.pipeline.to_state())
+        value = encode_checkpoint(checkpoint)
+        key = checkpoint_key(kafka.group_id, tp.topic, tp.partition)
+        await self.producer.send_and_wait(kafka.state_topic, value, key=key)
+        await self.consumer.commit({tp: OffsetAndMetadata(part.next_offset, "")})
+        part.checkpointed_offset = part.next_offset
+        part.events_since_checkpoint = 0
+        part.last_checkpoint = self.clock()
+        self.metrics.checkpoint_written(tp, len(value), seconds=part.last_checkpoint - started)
+
+    # -- rebalance -------------------------------------------------------------------
+
+    async def release(self, revoked: list[TopicPartition]) -> None:
+        """Checkpoint and forget revoked partitions (also used at shutdown)."""
+        for tp in revoked:
+            part = self.partitions.get(tp)
+            if part is None:
+                continue
+            try:
+                await self._checkpoint(part)
+            finally:
+                del self.partitions[tp]
+                self.metrics.partition_released(tp)
+        if revoked:
+            log.info("released %s", ", ".join(f"{t.topic}[{t.partition}]" for t in revoked))
+
+    async def adopt(self, assigned: list[TopicPartition]) -> None:
+        """Restore the latest checkpoint of each assigned partition and seek to its offset."""
+        assert self.consumer is not None and self.state_reader is not None
+        self.restoring = True
+        try:
+            new = [tp for tp in assigned if tp not in self.partitions]
+            checkpoints = (
+                await read_checkpoints(
+                    self.state_reader, self.settings.kafka.state_topic, self.settings.kafka.group_id
+                )
+                if new
+                else {}
+            )
+            for tp in new:
+                self.partitions[tp] = self._restore(tp, checkpoints.get(tp))
+            self.assigned_once = True
+        finally:
+            self.restoring = False
+        if assigned:
+            log.info("assigned %s", ", ".join(f"{t.topic}[{t.partition}]" for t in assigned))
+
+    def _restore(self, tp: TopicPartition, checkpoint: Checkpoint | None) -> PartitionState:
+        assert self.consumer is not None
+        pipeline = Pipeline(self.settings, self.profiles)
+        part = PartitionState(tp, pipeline, last_checkpoint=self.clock())
+        if checkpoint is None:
+            log.info("%s[%d]: no checkpoint, starting from the committed offset", *tp)
+            return part
+        try:
+            pipeline.restore(checkpoint.state)
+        except (ValueError, KeyError, TypeError) as exc:
+            # A state the current config cannot continue (e.g. a new reference profile):
+            # start fresh, but from the checkpoint's offset so no event is skipped twice.
+            log.warning("%s[%d]: checkpoint not restored (%s); fresh state", *tp, exc)
+            part.pipeline = Pipeline(self.settings, self.profiles)
+        self.consumer.seek(tp, checkpoint.next_offset)
+        part.next_offset = checkpoint.next_offset
+        part.checkpointed_offset = checkpoint.next_offset
+        part.restored_from = checkpoint.next_offset
+        log.info("%s[%d]: restored checkpoint, resuming at offset %d", *tp, checkpoint.next_offset)
+        return part

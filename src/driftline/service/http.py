@@ -1,0 +1,92 @@
+"""One HTTP port: ``/metrics``, ``/healthz``, ``/readyz`` and ``/v1/status``."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from driftline.cloudevents import format_time
+
+if TYPE_CHECKING:
+    from driftline.service.app import MonitorService
+
+
+def status(service: MonitorService) -> dict[str, Any]:
+    """Models, features, current statistics and active alerts, as JSON."""
+    models: dict[str, dict[str, Any]] = {}
+    for part in service.partitions.values():
+        pipeline = part.pipeline
+        for key, version in pipeline.versions.items():
+            if version is None:
+                continue
+            monitor = version.monitor
+            latest = pipeline.latest.get(key, {})
+            features: dict[str, dict[str, Any]] = {}
+            for (feature, detector), finding in sorted(latest.items()):
+                features.setdefault(feature, {})[detector] = {
+                    "statistic": finding.statistic,
+                    "value": finding.value,
+                    "window_end": format_time(finding.window_end),
+                    "sample_size": finding.sample_size,
+                }
+            models[f"{key[0]}/{key[1]}"] = {
+                "model_id": key[0],
+                "model_version": key[1],
+                "partition": f"{part.topic_partition.topic}[{part.topic_partition.partition}]",
+                "events": monitor.sequence,
+                "state": "warming_up" if monitor.warming_up else "monitoring",
+                "profile_id": None if monitor.profile is None else monitor.profile.profile_id,
+                "monitored_features": sorted(monitor.windows),
+                "statistics": features,
+                "firing_alerts": [a.event for a in version.alerts.firing()],
+            }
+    return {
+        "ready": service.ready,
+        "partitions": [
+            {
+                "topic": tp.topic,
+                "partition": tp.partition,
+                "next_offset": part.next_offset,
+                "checkpointed_offset": part.checkpointed_offset,
+            }
+            for tp, part in sorted(service.partitions.items())
+        ],
+        "models": [models[k] for k in sorted(models)],
+    }
+
+
+def make_app(service: MonitorService) -> web.Application:
+    async def metrics(_: web.Request) -> web.Response:
+        body = generate_latest(service.metrics.registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def healthz(_: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    async def readyz(_: web.Request) -> web.Response:
+        ready = service.ready
+        return web.json_response({"ready": ready}, status=200 if ready else 503)
+
+    async def status_page(_: web.Request) -> web.Response:
+        return web.json_response(status(service))
+
+    app = web.Application()
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/v1/status", status_page)
+    return app
+
+
+async def start_http(service: MonitorService, host: str, port: int) -> tuple[web.AppRunner, int]:
+    """Start serving; return the runner (to clean up) and the bound port."""
+    runner = web.AppRunner(make_app(service), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    bound = port
+    for address in runner.addresses:  # the real port when 0 asked for a free one
+        bound = int(address[1])
+    return runner, bound

@@ -1,0 +1,70 @@
+"""Kafka client construction from settings (security included; secrets never logged)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.helpers import create_ssl_context
+
+from driftline.config import KafkaSettings
+
+#: Largest checkpoint record (compressed); the state topic is created to accept it.
+MAX_STATE_RECORD_BYTES = 16 * 1024 * 1024
+
+
+def connection_options(kafka: KafkaSettings) -> dict[str, Any]:
+    """Options shared by every client: bootstrap servers, client id and security."""
+    security = kafka.security
+    options: dict[str, Any] = {
+        "bootstrap_servers": kafka.bootstrap_servers,
+        "client_id": kafka.client_id,
+        "security_protocol": security.security_protocol,
+    }
+    if security.security_protocol in ("SSL", "SASL_SSL"):
+        context = create_ssl_context(
+            cafile=None if security.ssl_cafile is None else str(security.ssl_cafile),
+            certfile=None if security.ssl_certfile is None else str(security.ssl_certfile),
+            keyfile=None if security.ssl_keyfile is None else str(security.ssl_keyfile),
+            password=None
+            if security.ssl_password is None
+            else security.ssl_password.get_secret_value(),
+        )
+        context.check_hostname = security.ssl_check_hostname
+        options["ssl_context"] = context
+    if security.security_protocol.startswith("SASL"):
+        assert security.sasl_password is not None
+        options["sasl_mechanism"] = security.sasl_mechanism
+        options["sasl_plain_username"] = security.sasl_username
+        options["sasl_plain_password"] = security.sasl_password.get_secret_value()
+    return options
+
+
+def make_consumer(kafka: KafkaSettings, *, group: bool = True) -> AIOKafkaConsumer:
+    """The input consumer (manual commits, no auto-subscribe) or, with ``group=False``, a
+    group-less reader (for the state topic)."""
+    return AIOKafkaConsumer(
+        **connection_options(kafka),
+        group_id=kafka.group_id if group else None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_partition_fetch_bytes=MAX_STATE_RECORD_BYTES if not group else 1024 * 1024,
+        fetch_max_bytes=MAX_STATE_RECORD_BYTES * 2 if not group else 50 * 1024 * 1024,
+    )
+
+
+def make_producer(kafka: KafkaSettings) -> AIOKafkaProducer:
+    """Idempotent producer (acks=all), allowed to send checkpoint-sized records."""
+    return AIOKafkaProducer(
+        **connection_options(kafka),
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=5,
+        max_batch_size=256 * 1024,
+        max_request_size=MAX_STATE_RECORD_BYTES + 1024 * 1024,
+    )
+
+
+def make_admin(kafka: KafkaSettings) -> AIOKafkaAdminClient:
+    return AIOKafkaAdminClient(**connection_options(kafka))

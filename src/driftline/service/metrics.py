@@ -1,0 +1,183 @@
+"""Prometheus metrics of the service, on a registry of its own.
+
+Event counters and latency histograms are updated once per batch. Detector statistics,
+consumer lag and checkpoint ages are read at scrape time by a custom collector. Label
+cardinality is bounded: ``topic``/``partition`` by the input partitions; ``reason``,
+``severity``, ``status`` by fixed sets; ``model_id``/``model_version``/``feature``/
+``detector`` by the monitored series, capped at ``max_series`` (series beyond the cap are
+not exported and counted in ``driftline_statistic_series_dropped``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING
+
+from aiokafka import TopicPartition
+from aiokafka.structs import ConsumerRecord
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from driftline.pipeline import PipelineOutput
+
+if TYPE_CHECKING:
+    from driftline.service.app import MonitorService
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
+BATCH_BUCKETS = (1, 10, 50, 100, 500, 1000, 2000, 5000, 10000)
+
+
+class ServiceMetrics:
+    """Counters and histograms updated by the service."""
+
+    def __init__(
+        self,
+        registry: CollectorRegistry | None = None,
+        *,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        self.wall_clock = wall_clock
+        r = self.registry
+        self.events = Counter(
+            "driftline_events_consumed", "Input messages consumed.", ["topic"], registry=r
+        )
+        self.dead_letters = Counter(
+            "driftline_dead_letters", "Messages dead-lettered, by reason.", ["reason"], registry=r
+        )
+        self.alerts = Counter(
+            "driftline_alerts", "Alert events produced.", ["severity", "status"], registry=r
+        )
+        self.retrain_requests = Counter(
+            "driftline_retrain_requests", "Retrain requests produced.", registry=r
+        )
+        self.batch_size = Histogram(
+            "driftline_batch_size",
+            "Records per processed batch.",
+            buckets=BATCH_BUCKETS,
+            registry=r,
+        )
+        self.latency = Histogram(
+            "driftline_processing_latency_seconds",
+            "Seconds from the batch's newest event time (source=event_time) or from its "
+            "consumption (source=consume_time) until its outputs were acknowledged.",
+            ["source"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.checkpoint_duration = Histogram(
+            "driftline_checkpoint_duration_seconds",
+            "Seconds to write a checkpoint and commit its offset.",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.checkpoint_bytes = Counter(
+            "driftline_checkpoint_bytes", "Bytes of checkpoint records written.", registry=r
+        )
+
+    def batch_processed(
+        self,
+        tp: TopicPartition,
+        records: list[ConsumerRecord],
+        output: PipelineOutput,
+        *,
+        seconds: float,
+        consumed_at: float,
+    ) -> None:
+        self.events.labels(tp.topic).inc(len(records))
+        self.batch_size.observe(len(records))
+        for dead in output.dead_letters:
+            self.dead_letters.labels(dead.reason.value).inc()
+        for alert in output.alerts:
+            self.alerts.labels(alert.severity, alert.status).inc()
+        if output.retrain_requests:
+            self.retrain_requests.inc(len(output.retrain_requests))
+        now = self.wall_clock()
+        self.latency.labels("consume_time").observe(max(now - consumed_at, 0.0))
+        if output.latest_event_time is not None:
+            self.latency.labels("event_time").observe(max(now - output.latest_event_time, 0.0))
+
+    def checkpoint_written(self, tp: TopicPartition, size: int, *, seconds: float) -> None:
+        self.checkpoint_duration.observe(seconds)
+        self.checkpoint_bytes.inc(size)
+
+    def partition_released(self, tp: TopicPartition) -> None:
+        """Nothing to drop: per-partition gauges are computed at scrape time."""
+
+    def watch(self, service: MonitorService, *, max_series: int = 10_000) -> None:
+        """Export the service's live state (lag, checkpoints, statistics) at scrape time."""
+        self.registry.register(ServiceCollector(service, max_series=max_series))
+
+
+class ServiceCollector(Collector):
+    """Reads the service's partitions and pipelines when Prometheus scrapes."""
+
+    def __init__(self, service: MonitorService, *, max_series: int) -> None:
+        self.service = service
+        self.max_series = max_series
+
+    def describe(self) -> Iterable[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        service = self.service
+        ready = GaugeMetricFamily("driftline_ready", "1 when partitions are assigned and restored.")
+        ready.add_metric([], 1.0 if service.ready else 0.0)
+        yield ready
+        lag = GaugeMetricFamily(
+            "driftline_consumer_lag",
+            "Records behind the partition's end.",
+            labels=["topic", "partition"],
+        )
+        age = GaugeMetricFamily(
+            "driftline_checkpoint_age_seconds",
+            "Seconds since the partition's last checkpoint.",
+            labels=["topic", "partition"],
+        )
+        now = service.clock()
+        for tp, part in sorted(service.partitions.items()):
+            labels = [tp.topic, str(tp.partition)]
+            highwater = service.consumer.highwater(tp) if service.consumer is not None else None
+            if highwater is not None and part.next_offset is not None:
+                lag.add_metric(labels, max(highwater - part.next_offset, 0))
+            age.add_metric(labels, now - part.last_checkpoint)
+        yield lag
+        yield age
+        statistic = GaugeMetricFamily(
+            "driftline_drift_statistic",
+            "Latest value of each detector's statistic per monitored feature.",
+            labels=["model_id", "model_version", "feature", "detector"],
+        )
+        firing = GaugeMetricFamily(
+            "driftline_alerts_firing",
+            "Alerts currently firing.",
+            labels=["model_id", "model_version", "severity"],
+        )
+        series = dropped = 0
+        for part in service.partitions.values():
+            pipeline = part.pipeline
+            for key, findings in sorted(pipeline.latest.items()):
+                for (feature, detector), finding in sorted(findings.items()):
+                    if series >= self.max_series:
+                        dropped += 1
+                        continue
+                    statistic.add_metric([*key, feature, detector], finding.value)
+                    series += 1
+            for key, version in sorted(pipeline.versions.items()):
+                if version is None:
+                    continue
+                counts: dict[str, int] = {}
+                for alert in version.alerts.firing():
+                    counts[alert.severity] = counts.get(alert.severity, 0) + 1
+                for severity, count in sorted(counts.items()):
+                    firing.add_metric([*key, severity], count)
+        yield statistic
+        yield firing
+        dropped_family = GaugeMetricFamily(
+            "driftline_statistic_series_dropped",
+            "Statistic series not exported because of the series cap.",
+        )
+        dropped_family.add_metric([], dropped)
+        yield dropped_family

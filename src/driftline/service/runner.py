@@ -1,0 +1,73 @@
+"""Process entry of ``driftline run``: logging, HTTP, signals, the service, clean exit."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+
+import orjson
+
+from driftline.config import Settings
+from driftline.pipeline import Pipeline
+from driftline.service.app import MonitorService
+from driftline.service.http import start_http
+from driftline.service.metrics import ServiceMetrics
+
+log = logging.getLogger(__name__)
+
+
+class JsonLinesFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return orjson.dumps(entry).decode()
+
+
+def setup_logging(settings: Settings) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if settings.logging.json_lines:
+        handler.setFormatter(JsonLinesFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(settings.logging.level)
+    logging.getLogger("aiokafka").setLevel(max(logging.WARNING, root.level))
+
+
+async def serve(settings: Settings, stop: asyncio.Event) -> None:
+    """Run the service until ``stop`` is set (or it fails)."""
+    pipeline = Pipeline.from_settings(settings)  # loads and checks the reference profiles
+    metrics = ServiceMetrics()
+    service = MonitorService(settings, pipeline.profiles, metrics)
+    metrics.watch(service)
+    runner, port = await start_http(service, settings.http.host, settings.http.port)
+    print(f"http: {settings.http.host}:{port}", flush=True)
+    try:
+        await service.run(stop)
+    finally:
+        await runner.cleanup()
+
+
+def run_service(settings: Settings) -> int:
+    """Blocking entry point; SIGTERM/SIGINT drain, checkpoint, commit and exit 0."""
+    setup_logging(settings)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await serve(settings, stop)
+
+    asyncio.run(main())
+    log.info("stopped")
+    return 0

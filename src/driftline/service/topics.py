@@ -1,0 +1,144 @@
+"""The topics driftline reads and writes: create them, check them.
+
+* input topics: ``kafka.partitions`` partitions; events should be keyed by ``model_id``.
+* alerts, retrain requests, dead letters: same partition count, time-based retention.
+* state: **compacted** (one live checkpoint per input partition), accepting records up to
+  the checkpoint size limit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka.admin import NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.errors import TopicAlreadyExistsError
+
+from driftline.config import Settings
+from driftline.service.kafka_clients import MAX_STATE_RECORD_BYTES, make_admin
+
+log = logging.getLogger(__name__)
+
+
+class TopicError(RuntimeError):
+    """A topic driftline needs is missing or misconfigured."""
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSpec:
+    name: str
+    role: str
+    configs: dict[str, str]
+
+
+def topic_specs(settings: Settings) -> list[TopicSpec]:
+    kafka = settings.kafka
+    specs = [TopicSpec(t, "input", {}) for t in kafka.input_topics]
+    specs += [
+        TopicSpec(kafka.alerts_topic, "alerts", {}),
+        TopicSpec(kafka.retrain_topic, "retrain requests", {}),
+        TopicSpec(kafka.dead_letter_topic, "dead letters", {}),
+        TopicSpec(
+            kafka.state_topic,
+            "state",
+            {
+                "cleanup.policy": "compact",
+                "max.message.bytes": str(MAX_STATE_RECORD_BYTES + 1024 * 1024),
+                "segment.ms": str(60 * 60 * 1000),
+                "min.cleanable.dirty.ratio": "0.1",
+            },
+        ),
+    ]
+    return specs
+
+
+async def _existing(admin: Any, names: list[str]) -> dict[str, int]:
+    """Partition counts of the topics among ``names`` that exist."""
+    present = set(await admin.list_topics())
+    wanted = [n for n in names if n in present]
+    counts: dict[str, int] = {}
+    if wanted:
+        for topic in await admin.describe_topics(wanted):
+            counts[topic["topic"]] = len(topic["partitions"])
+    return counts
+
+
+async def _configs(admin: Any, name: str) -> dict[str, str]:
+    responses = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name)])
+    values: dict[str, str] = {}
+    for response in responses:
+        for resource in response.resources:
+            for entry in resource[4]:
+                values[entry[0]] = entry[1]
+    return values
+
+
+async def differences(settings: Settings, admin: Any) -> list[str]:
+    """What is missing or differs from what driftline would create (human-readable)."""
+    specs = topic_specs(settings)
+    counts = await _existing(admin, [s.name for s in specs])
+    problems = []
+    for spec in specs:
+        if spec.name not in counts:
+            problems.append(f"{spec.role} topic {spec.name!r} does not exist")
+            continue
+        if spec.role == "input" and counts[spec.name] != settings.kafka.partitions:
+            problems.append(
+                f"input topic {spec.name!r} has {counts[spec.name]} partitions, "
+                f"kafka.partitions is {settings.kafka.partitions} (fine if intended)"
+            )
+        if spec.configs:
+            actual = await _configs(admin, spec.name)
+            for key, value in spec.configs.items():
+                if key == "cleanup.policy" and "compact" not in actual.get(key, ""):
+                    problems.append(
+                        f"state topic {spec.name!r} must be compacted "
+                        f"(cleanup.policy={actual.get(key)!r})"
+                    )
+                elif key == "max.message.bytes" and int(actual.get(key, "0")) < int(value):
+                    problems.append(
+                        f"state topic {spec.name!r} accepts records up to "
+                        f"{actual.get(key)} bytes; checkpoints may need {value}"
+                    )
+    return problems
+
+
+async def create_topics(settings: Settings) -> list[str]:
+    """Create every missing topic; return a report line per topic (created / differences)."""
+    admin = make_admin(settings.kafka)
+    await admin.start()
+    try:
+        specs = topic_specs(settings)
+        existing = await _existing(admin, [s.name for s in specs])
+        replication = settings.kafka.replication_factor or -1
+        new = [
+            NewTopic(spec.name, settings.kafka.partitions, replication, topic_configs=spec.configs)
+            for spec in specs
+            if spec.name not in existing
+        ]
+        report = []
+        if new:
+            with contextlib.suppress(TopicAlreadyExistsError):  # created concurrently
+                await admin.create_topics(new)
+            report += [f"created {t.name} ({t.num_partitions} partitions)" for t in new]
+        report += [f"differs: {p}" for p in await differences(settings, admin)]
+        report += [f"exists: {name}" for name in existing]
+        return report
+    finally:
+        await admin.close()
+
+
+async def check_topics(settings: Settings) -> None:
+    """Fail start-up with a clear message when a topic is missing or the state topic is not
+    compacted."""
+    admin = make_admin(settings.kafka)
+    await admin.start()
+    try:
+        problems = [p for p in await differences(settings, admin) if "(fine if intended)" not in p]
+    finally:
+        await admin.close()
+    if problems:
+        raise TopicError("; ".join(problems) + " — run `driftline topics create --config FILE`")
