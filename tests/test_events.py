@@ -142,6 +142,12 @@ REJECTIONS: list[tuple[str, bytes, DeadLetterReason, str]] = [
     ("word", encode(event(timestamp="yesterday")), R.INVALID_TIMESTAMP, "yesterday"),
     ("empty fraction", encode(event(timestamp="2024-05-01T12:00:00.Z")), R.INVALID_TIMESTAMP, ".Z"),
     (
+        "junk after 6 fraction digits, Z",
+        encode(event(timestamp="2024-05-01T12:00:00.123456xZ")),
+        R.INVALID_TIMESTAMP,
+        "RFC 3339",
+    ),
+    (
         "junk after 6 fraction digits",
         encode(event(timestamp="2024-05-01T12:00:00.000001T+00:00")),
         R.INVALID_TIMESTAMP,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -21,6 +22,7 @@ from driftline.replay import DEFAULT_BATCH_SIZE, ReplaySinks, replay
 from driftline.summary import print_summary
 
 EXIT_OK = 0
+EXIT_FAILURE = 1
 EXIT_USAGE = 2
 
 
@@ -68,6 +70,14 @@ def _parser() -> argparse.ArgumentParser:
     run_replay.add_argument("--retrain-out", type=Path)
     run_replay.add_argument("--dead-letters-out", type=Path)
     run_replay.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
+
+    run = commands.add_parser("run", help="run the monitor on Kafka (see README, Production)")
+    run.add_argument("--config", "-c", type=Path, required=True)
+
+    topics = commands.add_parser("topics", help="Kafka topics")
+    topics_commands = topics.add_subparsers(dest="topics_command", required=True)
+    create = topics_commands.add_parser("create", help="create missing topics, report differences")
+    create.add_argument("--config", "-c", type=Path, required=True)
 
     config = commands.add_parser("config", help="configuration")
     config_commands = config.add_subparsers(dest="config_command", required=True)
@@ -132,10 +142,35 @@ def effective_settings(settings: Settings) -> str:
 
 
 def _cmd_config_check(args: argparse.Namespace, console: Console) -> int:
-    settings = load_settings(args.config)
+    settings = load_settings(args.config, os.environ)
     Pipeline.from_settings(settings)  # loads and checks every reference profile
     sys.stdout.write(effective_settings(settings))
     console.print(f"{args.config}: OK")
+    return EXIT_OK
+
+
+def _cmd_run(args: argparse.Namespace, console: Console) -> int:
+    from aiokafka.errors import KafkaError
+
+    from driftline.service.runner import run_service
+    from driftline.service.topics import TopicError
+
+    settings = load_settings(args.config, os.environ)
+    try:
+        return run_service(settings)
+    except (TopicError, KafkaError) as exc:
+        console.print(f"error: {exc}", style="red", markup=False, highlight=False)
+        return EXIT_FAILURE
+
+
+def _cmd_topics_create(args: argparse.Namespace, console: Console) -> int:
+    import asyncio
+
+    from driftline.service.topics import create_topics
+
+    settings = load_settings(args.config, os.environ)
+    for line in asyncio.run(create_topics(settings)):
+        console.print(line, markup=False, highlight=False)
     return EXIT_OK
 
 
@@ -152,6 +187,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "profile": _cmd_profile_build,
         "replay": _cmd_replay,
         "config": _cmd_config_check,
+        "run": _cmd_run,
+        "topics": _cmd_topics_create,
         "demo": _cmd_demo,
     }
     try:

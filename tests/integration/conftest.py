@@ -18,6 +18,10 @@ from driftline.localkafka import LocalKafka, LocalKafkaError
 BOOTSTRAP_ENV = "DRIFTLINE_KAFKA_BOOTSTRAP"
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "kafka: needs a real Kafka broker (tests/integration)")
+
+
 @pytest.fixture(scope="session")
 def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Bootstrap address of the session's Kafka cluster."""
@@ -26,12 +30,15 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield existing
         return
     broker = LocalKafka(tmp_path_factory.mktemp("kafka"))
+    problem = None
     try:
         broker.start()
     except LocalKafkaError as error:
+        problem = str(error)
+    if problem is not None:
         pytest.fail(
-            f"the local Kafka broker did not start ({BOOTSTRAP_ENV} names an existing "
-            f"cluster instead): {error}",
+            f"the local Kafka broker did not start ({BOOTSTRAP_ENV}=host:port would use an "
+            f"existing cluster instead): {problem}",
             pytrace=False,
         )
     try:

@@ -83,6 +83,7 @@ class MonitorService:
         self.consumer: AIOKafkaConsumer | None = None
         self.producer: AIOKafkaProducer | None = None
         self.state_reader: AIOKafkaConsumer | None = None
+        self.state_partitions: list[TopicPartition] = []
         self.assigned_once = False
         self.restoring = False
         self.running = False
@@ -102,7 +103,10 @@ class MonitorService:
         self.consumer = make_consumer(kafka)
         started: list[Callable[[], Awaitable[None]]] = []
         try:
-            await check_topics(self.settings)
+            state_partitions = await check_topics(self.settings)
+            self.state_partitions = [
+                TopicPartition(kafka.state_topic, p) for p in range(state_partitions)
+            ]
             for client in (self.producer, self.state_reader, self.consumer):
                 await client.start()
                 started.append(client.stop)
@@ -249,7 +253,7 @@ class MonitorService:
             new = [tp for tp in assigned if tp not in self.partitions]
             checkpoints = (
                 await read_checkpoints(
-                    self.state_reader, self.settings.kafka.state_topic, self.settings.kafka.group_id
+                    self.state_reader, self.state_partitions, self.settings.kafka.group_id
                 )
                 if new
                 else {}

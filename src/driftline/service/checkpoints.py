@@ -64,18 +64,13 @@ def decode_checkpoint(key: bytes, value: bytes) -> tuple[str, Checkpoint]:
 
 
 async def read_checkpoints(
-    reader: AIOKafkaConsumer, state_topic: str, group_id: str
+    reader: AIOKafkaConsumer, tps: list[TopicPartition], group_id: str
 ) -> dict[TopicPartition, Checkpoint]:
-    """The latest checkpoint of every input partition of ``group_id`` on ``state_topic``.
+    """The latest checkpoint of every input partition of ``group_id`` on the state topic.
 
-    ``reader`` is a started consumer without a group; it is (re)assigned to every partition
-    of the state topic and read from the beginning to the current end.
+    ``reader`` is a started consumer without a group; it is (re)assigned to ``tps`` (every
+    partition of the state topic) and reads them from the beginning to their current end.
     """
-    partitions = reader.partitions_for_topic(state_topic)
-    if not partitions:
-        await reader._client.force_metadata_update()
-        partitions = reader.partitions_for_topic(state_topic) or set()
-    tps = [TopicPartition(state_topic, p) for p in sorted(partitions)]
     if not tps:
         return {}
     reader.assign(tps)

@@ -131,14 +131,16 @@ async def create_topics(settings: Settings) -> list[str]:
         await admin.close()
 
 
-async def check_topics(settings: Settings) -> None:
+async def check_topics(settings: Settings) -> int:
     """Fail start-up with a clear message when a topic is missing or the state topic is not
-    compacted."""
+    compacted; return the state topic's partition count."""
     admin = make_admin(settings.kafka)
     await admin.start()
     try:
         problems = [p for p in await differences(settings, admin) if "(fine if intended)" not in p]
+        counts = await _existing(admin, [settings.kafka.state_topic])
     finally:
         await admin.close()
     if problems:
         raise TopicError("; ".join(problems) + " — run `driftline topics create --config FILE`")
+    return counts[settings.kafka.state_topic]
