@@ -58,3 +58,49 @@ def test_unreadable_and_invalid_yaml(tmp_path: Path) -> None:
 def test_numeric_model_version_is_read_as_text() -> None:
     settings = parse_settings({"models": [{"model_id": "m", "model_version": 7}]})
     assert settings.models[0].model_version == "7"
+
+
+def test_environment_overrides_nested_keys() -> None:
+    settings = parse_settings(
+        {"kafka": {"group_id": "from-file"}},
+        environ={
+            "DRIFTLINE_KAFKA__GROUP_ID": "from-env",
+            "DRIFTLINE_KAFKA__INPUT_TOPICS": "[a, b]",
+            "DRIFTLINE_ALERTS__FIRE_AFTER": "5",
+            "DRIFTLINE_UNRELATED": "x",
+            "OTHER": "y",
+        },
+    )
+    assert settings.kafka.group_id == "from-env"
+    assert settings.kafka.input_topics == ("a", "b")
+    assert settings.alerts.fire_after == 5
+
+
+def test_bad_environment_value_names_the_key() -> None:
+    with pytest.raises(ConfigError, match="alerts.fire_after"):
+        parse_settings({}, environ={"DRIFTLINE_ALERTS__FIRE_AFTER": "many"})
+
+
+def test_sasl_needs_credentials_and_secrets_are_masked(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(ConfigError, match="sasl_mechanism is required"):
+        parse_settings({"kafka": {"security": {"security_protocol": "SASL_SSL"}}})
+    secret = "s3cr3t-Pa55"
+    settings = parse_settings(
+        {
+            "kafka": {
+                "security": {
+                    "security_protocol": "SASL_PLAINTEXT",
+                    "sasl_mechanism": "SCRAM-SHA-256",
+                    "sasl_username": "monitor",
+                    "sasl_password": secret,
+                }
+            }
+        }
+    )
+    from driftline.cli import effective_settings
+
+    assert secret not in effective_settings(settings)
+    assert secret not in repr(settings)
+    assert secret not in str(settings.model_dump())
+    password = settings.kafka.security.sasl_password
+    assert password is not None and password.get_secret_value() == secret

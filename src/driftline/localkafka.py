@@ -27,7 +27,6 @@ import tempfile
 import time
 import types
 import uuid
-import weakref
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Self
@@ -45,6 +44,7 @@ _MARKER = ".driftline-complete"
 _LOG_DIR = "kraft-logs"
 _PROPERTIES = "server.properties"
 _BROKER_LOG = "broker.log"
+_LOG_CONFIG = "log4j2.xml"
 # A modest heap, and the client compiler only: a local broker starts in about half the time
 # on two cores, which matters more here than peak throughput.
 _JVM_OPTIONS = (
@@ -262,7 +262,8 @@ def _tail(text: str, lines: int) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
-_RUNNING: weakref.WeakSet[LocalKafka] = weakref.WeakSet()
+# Brokers started and not yet stopped: kept alive here and killed at interpreter exit.
+_RUNNING: set[LocalKafka] = set()
 
 
 @atexit.register
@@ -349,20 +350,15 @@ class LocalKafka:
         text = server_properties(self.data_dir, self.port, self.controller_port)
         text += "".join(f"{key}={value}\n" for key, value in self._extra_properties.items())
         properties.write_text(text)
-        classpath = str(lib / "*")
+        log_config = self.data_dir / _LOG_CONFIG
+        log_config.write_bytes(_packaged(_LOG_CONFIG))
+        java_command = [java, *_JVM_OPTIONS, f"-Dlog4j2.configurationFile={log_config}"]
+        java_command += ["-cp", str(lib / "*")]
         if not (self.data_dir / _LOG_DIR / "meta.properties").is_file():
-            self._format(java, classpath, properties)
-        with _packaged_log_config() as log_config, self.log_path.open("ab") as log_file:
+            self._format(java_command, properties)
+        with self.log_path.open("ab") as log_file:
             self._log_offset = log_file.tell()
-            command = [
-                java,
-                *_JVM_OPTIONS,
-                f"-Dlog4j2.configurationFile={log_config}",
-                "-cp",
-                classpath,
-                "kafka.Kafka",
-                str(properties),
-            ]
+            command = [*java_command, "kafka.Kafka", str(properties)]
             self._process = subprocess.Popen(
                 command,
                 cwd=self.data_dir,
@@ -380,14 +376,12 @@ class LocalKafka:
             raise
         log.info("Kafka broker %s up in %.1f s", self.bootstrap, time.monotonic() - started)
 
-    def _format(self, java: str, classpath: str, properties: Path) -> None:
-        command = [java, *_JVM_OPTIONS, "-cp", classpath, "kafka.tools.StorageTool", "format"]
-        command += ["--standalone", "-t", random_cluster_id(), "-c", str(properties)]
-        with _packaged_log_config() as log_config:
-            command.insert(1, f"-Dlog4j2.configurationFile={log_config}")
-            done = subprocess.run(
-                command, capture_output=True, text=True, stdin=subprocess.DEVNULL, check=False
-            )
+    def _format(self, java_command: list[str], properties: Path) -> None:
+        command = [*java_command, "kafka.tools.StorageTool", "format", "--standalone"]
+        command += ["-t", random_cluster_id(), "-c", str(properties)]
+        done = subprocess.run(
+            command, capture_output=True, text=True, stdin=subprocess.DEVNULL, check=False
+        )
         if done.returncode != 0:
             raise LocalKafkaError(
                 f"formatting Kafka storage in {self.data_dir} failed "
@@ -472,13 +466,6 @@ class LocalKafka:
 def _signal_group(process: subprocess.Popen[bytes], signum: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signum)
-
-
-@contextlib.contextmanager
-def _packaged_log_config() -> Iterator[Path]:
-    resource = importlib.resources.files("driftline").joinpath("kafka_jars", "log4j2.xml")
-    with importlib.resources.as_file(resource) as path:
-        yield path
 
 
 # --- a minimal Kafka wire-protocol probe: ApiVersions, then Metadata --------------------
