@@ -74,6 +74,14 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run the monitor on Kafka (see README, Production)")
     run.add_argument("--config", "-c", type=Path, required=True)
 
+    local_kafka = commands.add_parser(
+        "local-kafka", help="run a single-node Apache Kafka broker (KRaft) from its Maven jars"
+    )
+    local_kafka.add_argument("--port", type=int, help="broker port (default: a free one)")
+    local_kafka.add_argument(
+        "--data-dir", type=Path, help="broker data, kept across runs (default: a temporary dir)"
+    )
+
     topics = commands.add_parser("topics", help="Kafka topics")
     topics_commands = topics.add_subparsers(dest="topics_command", required=True)
     create = topics_commands.add_parser("create", help="create missing topics, report differences")
@@ -174,6 +182,12 @@ def _cmd_topics_create(args: argparse.Namespace, console: Console) -> int:
     return EXIT_OK
 
 
+def _cmd_local_kafka(args: argparse.Namespace, console: Console) -> int:
+    from driftline.localkafka import run_local_kafka
+
+    return run_local_kafka(args.port, args.data_dir)
+
+
 def _cmd_demo(args: argparse.Namespace, console: Console) -> int:
     from driftline.demo.replay_demo import run_replay_demo
 
@@ -189,6 +203,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "config": _cmd_config_check,
         "run": _cmd_run,
         "topics": _cmd_topics_create,
+        "local-kafka": _cmd_local_kafka,
         "demo": _cmd_demo,
     }
     try:
