@@ -24,8 +24,7 @@ from pathlib import Path
 import numpy as np
 import orjson
 import river
-from river.drift import ADWIN as RiverADWIN
-from river.drift import PageHinkley as RiverPageHinkley
+from river import drift as river_drift
 
 from driftline.config import parse_settings
 from driftline.demo.scenario import reference_rows, wide_numeric_scenario, write_events
@@ -72,8 +71,8 @@ def run_driftline(
 
 
 def run_naive(events: Path, out_dir: Path, limit: int) -> int:
-    adwins: dict[str, RiverADWIN] = {}
-    hinkleys: dict[str, RiverPageHinkley] = {}
+    adwins: dict[str, river_drift.ADWIN] = {}
+    hinkleys: dict[str, river_drift.PageHinkley] = {}
     detections = 0
     with events.open("rb") as source, (out_dir / "naive.jsonl").open("wb") as out:
         for n, line in enumerate(source):
@@ -85,8 +84,8 @@ def run_naive(events: Path, out_dir: Path, limit: int) -> int:
                     continue
                 adwin = adwins.get(name)
                 if adwin is None:
-                    adwin = adwins[name] = RiverADWIN()
-                    hinkleys[name] = RiverPageHinkley()
+                    adwin = adwins[name] = river_drift.ADWIN()
+                    hinkleys[name] = river_drift.PageHinkley()
                 hinkley = hinkleys[name]
                 adwin.update(value)
                 hinkley.update(value)
@@ -142,7 +141,9 @@ def main() -> None:
             pipelines: list[Pipeline] = []
             seconds = best_of(
                 args.repeat,
-                lambda d=detectors: pipelines.append(run_driftline(events, root, profile, d)),
+                lambda d=detectors, out=pipelines: out.append(  # type: ignore[misc]
+                    run_driftline(events, root, profile, d)
+                ),
             )
             pipeline = pipelines[-1]
             features = sum(len(m.windows) for m in pipeline.monitors().values())

@@ -77,7 +77,7 @@ def test_environment_overrides_nested_keys() -> None:
 
 
 def test_bad_environment_value_names_the_key() -> None:
-    with pytest.raises(ConfigError, match="alerts.fire_after"):
+    with pytest.raises(ConfigError, match=r"alerts\.fire_after"):
         parse_settings({}, environ={"DRIFTLINE_ALERTS__FIRE_AFTER": "many"})
 
 

@@ -30,8 +30,8 @@ from driftline.demo.scenario import (
     write_reference_csv,
 )
 from driftline.pipeline import Pipeline
-from driftline.profile_io import build_profile_from_file
 from driftline.profile import save_profile
+from driftline.profile_io import build_profile_from_file
 from driftline.service.topics import create_topics
 
 MODELS = ("credit-a", "credit-b", "credit-c")

@@ -29,7 +29,7 @@ def psi(reference: Counts, window: Counts) -> float:
     >>> round(psi(np.array([500, 500]), np.array([500, 500])), 6)
     0.0
     >>> round(psi(np.array([500, 500]), np.array([900, 100])), 3)
-    0.879
+    0.876
     """
     r = _shares_smoothed(reference)
     w = _shares_smoothed(window)
