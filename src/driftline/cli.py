@@ -92,9 +92,39 @@ def _parser() -> argparse.ArgumentParser:
     check = config_commands.add_parser("check", help="validate and print the effective settings")
     check.add_argument("--config", "-c", type=Path, required=True)
 
-    demo = commands.add_parser("demo", help="replay a generated drifting scenario end to end")
+    demo = commands.add_parser(
+        "demo", help="a drifting model's traffic through a local Kafka, watched live"
+    )
+    demo.add_argument(
+        "--duration",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="how long to stream events (default 60)",
+    )
+    demo.add_argument(
+        "--rate",
+        type=float,
+        default=1000.0,
+        metavar="EVENTS_PER_S",
+        help="prediction events per second (default 1,000)",
+    )
+    demo.add_argument(
+        "--no-live",
+        action="store_true",
+        help="log alerts as they arrive instead of the live view; exit 1 unless an alert and "
+        "a retrain request arrived",
+    )
+    demo.add_argument(
+        "--bootstrap",
+        metavar="HOST:PORT",
+        help="use this Kafka cluster instead of starting a local broker",
+    )
+    demo.add_argument(
+        "--offline", action="store_true", help="no Kafka: write the events to a file and replay it"
+    )
+    demo.add_argument("--events", type=int, default=60_000, help="events of the --offline demo")
     demo.add_argument("--output-dir", type=Path, default=Path("out/demo"))
-    demo.add_argument("--events", type=int, default=60_000)
     return parser
 
 
@@ -189,9 +219,9 @@ def _cmd_local_kafka(args: argparse.Namespace, console: Console) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace, console: Console) -> int:
-    from driftline.demo.replay_demo import run_replay_demo
+    from driftline.demo.kafka_demo import run_demo
 
-    return run_replay_demo(args.output_dir, args.events, console)
+    return run_demo(args, console)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -180,10 +180,10 @@ class DecodedBatch:
     """Number of input messages; equals rows over all models plus dead letters."""
 
 
-Features = dict[str, Any]
+_Features = dict[str, Any]
 """A decoded ``features`` object (validated before it reaches a column)."""
-Prediction = Scalar | dict[str, float | int]
-Entry = tuple[int, str, float, Features, Prediction, Scalar]
+_Prediction = Scalar | dict[str, float | int]
+_Entry = tuple[int, str, float, _Features, _Prediction, Scalar]
 """One accepted event: index, event_id, epoch seconds, features, prediction, label."""
 
 _SCALAR_TYPES = frozenset({str, int, float, bool})
@@ -196,7 +196,6 @@ _RFC3339 = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?"
     r"(?P<offset>[Zz]|[+-][0-9]{2}:[0-9]{2})?"
 )
-_NON_FINITE_LITERALS = (b"NaN", b"Infinity")
 _SHOWN_CHARS = 60
 
 
@@ -226,9 +225,9 @@ def decode_batch(payloads: Sequence[bytes], limits: DecodeLimits = DecodeLimits(
     """
     max_payload_bytes = limits.max_payload_bytes
     max_features = limits.max_features
-    groups: dict[tuple[str, str], list[Entry]] = {}
+    groups: dict[tuple[str, str], list[_Entry]] = {}
     dead_letters: list[DeadLetter] = []
-    no_features: Features = {}  # shared marker row of events without features; never mutated
+    no_features: _Features = {}  # shared marker row of events without features; never mutated
     # Locals for the hot loop.
     loads = orjson.loads
     decode_error = orjson.JSONDecodeError
@@ -374,8 +373,8 @@ def _classify_json_error(
 
 
 def _checked_event(
-    index: int, event: Any, max_features: int, no_features: Features
-) -> tuple[tuple[str, str], Entry]:
+    index: int, event: Any, max_features: int, no_features: _Features
+) -> tuple[tuple[str, str], _Entry]:
     """Validate one parsed event against every rule; raise on the first it breaks."""
     if type(event) is not dict:
         raise _RejectedEventError(
@@ -504,7 +503,7 @@ def _is_reserved_or_empty(name: str) -> bool:
     return not name or name.startswith("__")
 
 
-def _feature_problem(features: Features, max_features: int) -> tuple[DeadLetterReason, str] | None:
+def _feature_problem(features: _Features, max_features: int) -> tuple[DeadLetterReason, str] | None:
     """The first rule a ``features`` object breaks, or ``None``."""
     if len(features) > max_features:
         return (
@@ -527,7 +526,7 @@ def _feature_problem(features: Features, max_features: int) -> tuple[DeadLetterR
     return None
 
 
-def _prediction(value: Any) -> Prediction:
+def _prediction(value: Any) -> _Prediction:
     if value is None or type(value) in _SCALAR_TYPES:
         return cast(Scalar, value)
     if type(value) is not dict:
@@ -562,16 +561,16 @@ def _prediction(value: Any) -> Prediction:
 def _model_batch(
     model_id: str,
     version: str,
-    entries: list[Entry],
+    entries: list[_Entry],
     max_features: int,
     payloads: Sequence[bytes],
     dead_letters: list[DeadLetter],
 ) -> ModelBatch | None:
     """Columnar rows of one model's accepted entries; rejects rows breaking feature rules."""
-    rows: tuple[Features, ...] = tuple(map(itemgetter(3), entries))
+    rows: tuple[_Features, ...] = tuple(map(itemgetter(3), entries))
     columns = _feature_columns(rows, max_features)
     if columns is None:  # rare: some rows break a feature rule; dead-letter exactly those
-        kept: list[Entry] = []
+        kept: list[_Entry] = []
         for entry in entries:
             problem = _feature_problem(entry[3], max_features)
             if problem is None:
@@ -600,7 +599,7 @@ def _model_batch(
 
 
 def _feature_columns(
-    rows: tuple[Features, ...], max_features: int
+    rows: tuple[_Features, ...], max_features: int
 ) -> dict[str, list[Scalar]] | None:
     """Feature columns of ``rows``, or ``None`` if any row breaks a feature rule.
 
@@ -635,12 +634,12 @@ def _feature_columns(
     return None
 
 
-def _union_columns(rows: tuple[Features, ...]) -> dict[str, list[Scalar]]:
+def _union_columns(rows: tuple[_Features, ...]) -> dict[str, list[Scalar]]:
     names: set[str] = set().union(*rows)
     return {name: list(map(dict.get, rows, repeat(name))) for name in sorted(names)}
 
 
-def _prediction_columns(predictions: tuple[Prediction, ...]) -> dict[str, list[Scalar]]:
+def _prediction_columns(predictions: tuple[_Prediction, ...]) -> dict[str, list[Scalar]]:
     kinds = set(map(type, predictions))
     kinds.discard(type(None))
     if not kinds:
@@ -657,7 +656,7 @@ def _prediction_columns(predictions: tuple[Prediction, ...]) -> dict[str, list[S
     return columns
 
 
-def _class_probabilities(predictions: Iterable[Prediction]) -> list[dict[str, float | int]]:
+def _class_probabilities(predictions: Iterable[_Prediction]) -> list[dict[str, float | int]]:
     return [p if type(p) is dict else {} for p in predictions]
 
 

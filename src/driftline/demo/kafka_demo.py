@@ -27,6 +27,7 @@ import uuid
 from collections import Counter, deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -198,9 +199,20 @@ class DemoTally:
     retrain_lines: list[OutputLine] = field(default_factory=list)
     first_firing: dict[str, float] = field(default_factory=dict)
     """Feature -> seconds after the first event when its first firing alert arrived."""
+    alert_latencies: list[float] = field(default_factory=list)
+    """Seconds from the event time of each alert's triggering event to its arrival."""
     elapsed: float = 0.0
     interrupted: bool = False
-    _dead_seen: set[tuple[int, int]] = field(default_factory=set)
+    dead_letter_positions: set[tuple[int, int]] = field(default_factory=set)
+    """(partition, offset) of the dead letters counted."""
+
+    def add_dead_letter(self, partition: int, offset: int, reason: str) -> bool:
+        """Count a dead letter once; whether it was new."""
+        if (partition, offset) in self.dead_letter_positions:
+            return False
+        self.dead_letter_positions.add((partition, offset))
+        self.dead_letters[reason] += 1
+        return True
 
     @property
     def succeeded(self) -> bool:
@@ -283,56 +295,79 @@ def run_kafka_demo(options: DemoOptions, console: Console) -> int:
     if not (math.isfinite(options.rate) and options.rate > 0):
         _say(console, "error: --rate must be a positive number of events per second", style="red")
         return 2
-    live = options.live and console.is_terminal
-    directory = options.directory
     steps = drift_schedule(options.duration, options.rate)
-    scratch: Path | None = None
-    broker: LocalKafka | None = None
     tally: DemoTally | None = None
     with _demo_logging(console) as startup_noise:
         try:
-            directory.mkdir(parents=True, exist_ok=True)
-            console.rule(f"driftline demo: {MODEL_ID} v{MODEL_VERSION} on Kafka")
-            _explain(options, steps, console)
-            profile = _build_profile(directory, console)
-            bootstrap = options.bootstrap
-            if bootstrap is None:
-                scratch = Path(tempfile.mkdtemp(prefix="driftline-demo-kafka-"))
-                broker = LocalKafka(scratch)
-                started = time.monotonic()
-                with console.status(f"starting Apache Kafka {KAFKA_VERSION} ..."):
-                    broker.start()
-                bootstrap = broker.bootstrap
-                _say(
-                    console,
-                    f"Kafka {KAFKA_VERSION} broker at {bootstrap}, up in "
-                    f"{time.monotonic() - started:.1f} s (data and log in {scratch})",
-                )
-            run_id = None if options.bootstrap is None else uuid.uuid4().hex[:8]
-            config = directory / "driftline.yaml"
-            _write_config(config, demo_config(profile.name, bootstrap, run_id))
-            _say(console, f"config: {config}")
-            settings = load_settings(config)
-            run = DemoRun(settings, options, steps, console, live=live, startup_noise=startup_noise)
-            tally = asyncio.run(run.run())
+            tally = _run(options, steps, console, startup_noise)
         except KeyboardInterrupt:
             _say(console, "interrupted")
-        except (LocalKafkaError, KafkaError, TopicError, DemoError) as exc:
+        except LocalKafkaError as exc:
             _say(console, f"error: {exc}", style="red")
-        except (ConfigError, ProfileError, OSError) as exc:
+            _say(console, "(`driftline demo --offline` runs the demo without Kafka)")
+        except (KafkaError, TopicError, DemoError, ConfigError, ProfileError, OSError) as exc:
             _say(console, f"error: {exc}", style="red")
-        finally:
-            if broker is not None:
-                with console.status("stopping the Kafka broker ..."):
-                    broker.stop()
-                _say(console, "Kafka broker stopped")
-            if scratch is not None:
-                shutil.rmtree(scratch, ignore_errors=True)
     if tally is None:
         return 1
     print_summary(tally, steps, console)
-    _print_rerun(directory, options.bootstrap is None, console)
+    _print_rerun(options.directory, options.bootstrap is None, console)
     return 0 if tally.succeeded else 1
+
+
+def _run(
+    options: DemoOptions,
+    steps: Sequence[DriftStep],
+    console: Console,
+    startup_noise: _StartupNoise,
+) -> DemoTally:
+    directory = options.directory
+    directory.mkdir(parents=True, exist_ok=True)
+    console.rule(f"driftline demo: {MODEL_ID} v{MODEL_VERSION} on Kafka")
+    _explain(options, steps, console)
+    profile = _build_profile(directory, console)
+    with _kafka(options.bootstrap, console) as bootstrap:
+        run_id = None if options.bootstrap is None else uuid.uuid4().hex[:8]
+        config = directory / "driftline.yaml"
+        _write_config(config, demo_config(profile.name, bootstrap, run_id))
+        _say(console, f"config: {config}")
+        live = options.live and console.is_terminal
+        run = DemoRun(
+            load_settings(config), options, steps, console, live=live, startup_noise=startup_noise
+        )
+        return asyncio.run(run.run())
+
+
+@contextlib.contextmanager
+def _kafka(bootstrap: str | None, console: Console) -> Iterator[str]:
+    """``bootstrap`` when given; otherwise a local broker in a temporary directory, stopped
+    and removed on exit."""
+    if bootstrap is not None:
+        yield bootstrap
+        return
+    scratch = Path(tempfile.mkdtemp(prefix="driftline-demo-kafka-"))
+    broker = LocalKafka(scratch)
+    started = time.monotonic()
+    try:
+        with console.status(f"starting Apache Kafka {KAFKA_VERSION} ..."):
+            broker.start()  # kills what it started when it fails
+    except BaseException:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
+    _say(
+        console,
+        f"Kafka {KAFKA_VERSION} broker at {broker.bootstrap}, up in "
+        f"{time.monotonic() - started:.1f} s (data and log in {scratch})",
+    )
+    try:
+        yield broker.bootstrap
+    finally:
+        try:
+            with console.status("stopping the Kafka broker ..."):
+                broker.stop()
+        except KeyboardInterrupt:  # a second Ctrl-C: no more waiting
+            broker.kill()
+        _say(console, "Kafka broker stopped")
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 class _StartupNoise(logging.Filter):
@@ -601,6 +636,7 @@ class DemoRun:
         key = MODEL_ID.encode()
         assert self.producer is not None
         self.started = loop.time()
+        self._note(f"streaming {total:,} events to {topic} at {rate:,.0f}/s")
         sent = bad = 0
         while sent < total and not self.stop.is_set():
             self._check_service()
@@ -661,15 +697,15 @@ class DemoRun:
         kafka = self.settings.kafka
         value: bytes = record.value or b""
         if tp.topic == kafka.dead_letter_topic:
-            if (tp.partition, record.offset) not in self.tally._dead_seen:
-                self.tally._dead_seen.add((tp.partition, record.offset))
-                reason = dict(record.headers).get("driftline.reason", b"?").decode()
-                self.tally.dead_letters[reason] += 1
+            reason = dict(record.headers).get("driftline.reason", b"?").decode()
+            if self.tally.add_dead_letter(tp.partition, record.offset, reason):
                 self._note(f"DEAD     {reason}: {value[:60]!r}", style="dim")
             return
         event = orjson.loads(value)
         if tp.topic == kafka.alerts_topic and event["id"] not in self.tally.alerts:
             self.tally.alerts[event["id"]] = event
+            triggered = datetime.fromisoformat(event["time"]).timestamp()
+            self.tally.alert_latencies.append(time.time() - triggered)
             self._sinks["alerts"].write(value + b"\n")
             text, style = alert_line(event)
             data = event["data"]
@@ -820,8 +856,18 @@ def print_summary(tally: DemoTally, steps: Sequence[DriftStep], console: Console
     kinds = ", ".join(f"{sev} {status} {n}" for (sev, status), n in sorted(by_kind.items()))
     row("alerts", f"{len(tally.alerts)}" + (f" ({kinds})" if kinds else ""))
     row("retrain requests", f"{len(tally.retrain_requests)}")
+    if tally.alert_latencies:
+        latencies = sorted(tally.alert_latencies)
+        row(
+            "alert latency",
+            f"median {latencies[len(latencies) // 2]:.2f} s, max {latencies[-1]:.2f} s "
+            "(triggering event's time -> alert read from its topic)",
+        )
     for step in steps:
         delays = []
+        if tally.elapsed < step.at:
+            row(f"drift @{step.at:.0f} s", "not injected (the run ended before)")
+            continue
         for drift in step.drifts:
             arrived = tally.first_firing.get(drift.feature)
             shown = "no alert" if arrived is None else f"{arrived - step.at:.1f} s"
@@ -840,9 +886,13 @@ def _print_rerun(directory: Path, own_broker: bool, console: Console) -> None:
         f"\nfiles in {directory}/: training.csv, the reference profile, driftline.yaml, "
         "alerts.jsonl, retrain-requests.jsonl",
     )
-    where = "the demo's broker is gone; " if own_broker else ""
+    where = (
+        "the demo's broker is gone: point kafka.bootstrap_servers at your cluster"
+        if own_broker
+        else "it points at the same cluster and topics"
+    )
     _say(
         console,
-        f"to run the monitor yourself ({where}point kafka.bootstrap_servers at your cluster):\n"
+        f"to run the monitor yourself ({where}):\n"
         f"  driftline topics create --config {config}\n  driftline run --config {config}",
     )

@@ -9,11 +9,12 @@ one-line texts shown for output events, in the live view and in ``--no-live`` lo
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from rich.console import Group, RenderableType
+from rich.console import Group, JustifyMethod, RenderableType
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
@@ -26,6 +27,7 @@ ALERT_LINES_SHOWN = 8
 RETRAIN_LINES_SHOWN = 3
 _STYLES: dict[str | None, str] = {"critical": "bold red", "warning": "yellow", None: "green"}
 RETRAIN_STYLE = "bold magenta"
+_MODEL_AND_WINDOW = re.compile(r" of \S+ v\S+ over [\d,]+ events ending [^`]*$")
 RESOLVED_STYLE = "green"
 
 
@@ -171,6 +173,15 @@ def retrain_line(event: Mapping[str, Any]) -> str:
     )
 
 
+def short_summary(text: str) -> str:
+    """An alert line without its model and window (the view shows one model, live).
+
+    >>> short_summary("PSI 4.6 > 0.25 on `amount` of m v3 over 1,000 events ending 2024-01-01")
+    'PSI 4.6 > 0.25 on `amount`'
+    """
+    return _MODEL_AND_WINDOW.sub("", text)
+
+
 def render(snapshot: DemoSnapshot, features: Sequence[FeatureStatus]) -> RenderableType:
     """The whole view: traffic header, drift statistics, alerts, retrain requests."""
     parts: list[RenderableType] = [
@@ -212,15 +223,9 @@ def _traffic(snapshot: DemoSnapshot) -> RenderableType:
 
 def _statistics(features: Sequence[FeatureStatus]) -> RenderableType:
     table = Table(title="drift statistics of the latest window", title_justify="left", expand=True)
-    for name, justify in (
-        ("feature", "left"),
-        ("detector", "left"),
-        ("value", "right"),
-        ("warning", "right"),
-        ("critical", "right"),
-        ("status", "left"),
-    ):
-        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    for name in ("feature", "detector", "value", "warning", "critical", "status"):
+        justify: JustifyMethod = "right" if name in ("value", "warning", "critical") else "left"
+        table.add_column(name, justify=justify, no_wrap=name != "detector", overflow="ellipsis")
     if not features:
         table.add_row("(waiting for the first window of 1,000 events)", "", "", "", "", "")
     for status in features:
@@ -244,12 +249,12 @@ def _statistics(features: Sequence[FeatureStatus]) -> RenderableType:
 
 
 def _outputs(title: str, lines: Sequence[OutputLine], empty: str) -> RenderableType:
-    body = Text()
+    body = Text(no_wrap=True, overflow="ellipsis")
     for i, line in enumerate(lines):
         if i:
             body.append("\n")
         body.append(f"{line.elapsed:5.1f} s  ", style="dim")
-        body.append(line.text, style=line.style)
+        body.append(short_summary(line.text), style=line.style)
     if not lines:
         body.append(empty, style="dim")
     return Panel(body, title=title, title_align="left")
