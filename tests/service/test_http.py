@@ -47,7 +47,7 @@ def test_status_and_metrics_reflect_processed_batches() -> None:
     tp = TopicPartition("in", 0)
     pipeline = Pipeline(service.settings, {})
     service.partitions[tp] = PartitionState(tp, pipeline, next_offset=0)
-    events = event_stream(3_000) + [b"not json"]
+    events = [*event_stream(3_000), b"not json"]
     records = [
         ConsumerRecord("in", 0, i, 0, 0, None, value, None, len(value), -1, [])
         for i, value in enumerate(events)
