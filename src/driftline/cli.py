@@ -187,6 +187,71 @@ def _cmd_config_check(args: argparse.Namespace, console: Console) -> int:
     return EXIT_OK
 
 
+async def _sasl_rejection(settings: Settings, timeout: float = 10.0) -> str | None:
+    """Why the brokers rejected our SASL login, if they did (None: not an auth failure).
+
+    aiokafka reports a failed login at start only as "Unable to bootstrap"; one direct
+    connection per bootstrap server, with the same options, recovers the broker's answer.
+    """
+    import asyncio
+
+    from aiokafka.conn import create_conn
+    from aiokafka.errors import (
+        IllegalSaslStateError,
+        KafkaError,
+        SaslAuthenticationFailed,
+        UnsupportedSaslMechanismError,
+    )
+
+    from driftline.service.kafka_clients import connection_options
+
+    kafka = settings.kafka
+    if not kafka.security.security_protocol.startswith("SASL"):
+        return None
+    options = connection_options(kafka)
+    del options["bootstrap_servers"]
+    rejected = (SaslAuthenticationFailed, UnsupportedSaslMechanismError, IllegalSaslStateError)
+    for server in kafka.bootstrap_servers.split(","):
+        host, _, port = server.strip().rpartition(":")
+        try:
+            conn = await asyncio.wait_for(
+                create_conn(host.strip("[]"), int(port), **options), timeout
+            )
+        except rejected as exc:
+            return f"{server.strip()}: {exc}"
+        except (OSError, ValueError, KafkaError, TimeoutError):
+            continue
+        conn.close()
+    return None
+
+
+def _kafka_failure(settings: Settings, exc: Exception) -> str:
+    """The one-line message for a Kafka error that stopped a command, naming a failed login
+    (user and mechanism, never the password) as such."""
+    import asyncio
+
+    from aiokafka.errors import (
+        IllegalSaslStateError,
+        KafkaConnectionError,
+        SaslAuthenticationFailed,
+        UnsupportedSaslMechanismError,
+    )
+
+    security = settings.kafka.security
+    reason: str | None = None
+    if isinstance(exc, SaslAuthenticationFailed | UnsupportedSaslMechanismError):
+        reason = str(exc)
+    elif isinstance(exc, IllegalSaslStateError | KafkaConnectionError):
+        reason = asyncio.run(_sasl_rejection(settings))
+    if reason is None:
+        return f"error: {exc}"
+    return (
+        f"error: authentication failed: Kafka rejected user {security.sasl_username!r} "
+        f"({security.sasl_mechanism} over {security.security_protocol}): {reason}; check "
+        "kafka.security.sasl_username / sasl_password / sasl_mechanism"
+    )
+
+
 def _cmd_run(args: argparse.Namespace, console: Console) -> int:
     from aiokafka.errors import KafkaError
 
@@ -196,18 +261,30 @@ def _cmd_run(args: argparse.Namespace, console: Console) -> int:
     settings = load_settings(args.config, os.environ)
     try:
         return run_service(settings)
-    except (TopicError, KafkaError) as exc:
+    except TopicError as exc:
         console.print(f"error: {exc}", style="red", markup=False, highlight=False)
+        return EXIT_FAILURE
+    except KafkaError as exc:
+        message = _kafka_failure(settings, exc)
+        console.print(message, style="red", markup=False, highlight=False)
         return EXIT_FAILURE
 
 
 def _cmd_topics_create(args: argparse.Namespace, console: Console) -> int:
     import asyncio
 
+    from aiokafka.errors import KafkaError
+
     from driftline.service.topics import create_topics
 
     settings = load_settings(args.config, os.environ)
-    for line in asyncio.run(create_topics(settings)):
+    try:
+        report = asyncio.run(create_topics(settings))
+    except KafkaError as exc:
+        message = _kafka_failure(settings, exc)
+        console.print(message, style="red", markup=False, highlight=False)
+        return EXIT_FAILURE
+    for line in report:
         console.print(line, markup=False, highlight=False)
     return EXIT_OK
 

@@ -148,7 +148,7 @@ class KafkaSettings(_Strict):
     partitions: int = Field(6, gt=0)
     """Partitions of the topics ``driftline topics create`` creates."""
     replication_factor: int | None = Field(None, gt=0)
-    """Replication factor of created topics; default: the broker's default."""
+    """Replication factor of created topics; default: 3, or the broker count if smaller."""
     security: KafkaSecurity = KafkaSecurity()
 
 
@@ -165,6 +165,15 @@ class HttpSettings(_Strict):
     """Loopback by default; set 0.0.0.0 to expose metrics to a remote Prometheus."""
     port: int = Field(8000, ge=0, le=65535)
     """0 picks a free port (tests)."""
+    token: SecretStr | None = None
+    """Bearer token required by every endpoint but ``/healthz`` and ``/metrics`` when set."""
+
+    @field_validator("token")
+    @classmethod
+    def _token_not_empty(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is not None and not v.get_secret_value().strip():
+            raise ValueError("must not be empty (leave it out to turn authentication off)")
+        return v
 
 
 class LoggingSettings(_Strict):
@@ -305,6 +314,15 @@ def _format_error(origin: str, error: ValidationError) -> str:
 
 
 ENV_PREFIX = "DRIFTLINE_"
+#: Keys whose environment value is taken verbatim, never parsed as YAML: a password such as
+#: ``12345``, ``yes`` or ``a: b`` must stay that string.
+SECRET_KEYS = frozenset(
+    {
+        ("kafka", "security", "sasl_password"),
+        ("kafka", "security", "ssl_password"),
+        ("http", "token"),
+    }
+)
 
 
 def apply_environment(data: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
@@ -329,11 +347,35 @@ def apply_environment(data: dict[str, Any], environ: Mapping[str, str]) -> dict[
             if not isinstance(child, dict):
                 child = node[part] = {}
             node = child
+        if tuple(path) in SECRET_KEYS:
+            node[path[-1]] = raw
+            continue
         try:
             node[path[-1]] = yaml.safe_load(raw) if raw else raw
         except yaml.YAMLError:
             node[path[-1]] = raw
     return out
+
+
+def _yaml_problem(error: yaml.YAMLError) -> str:
+    """A YAML error with line and column but without PyYAML's quoted source lines, which
+    may hold a secret.
+
+    >>> try:
+    ...     yaml.safe_load('password: "s3cret')
+    ... except yaml.YAMLError as exc:
+    ...     print(_yaml_problem(exc).replace("): ", "):\\n"))
+    while scanning a quoted scalar (line 1, column 11):
+    found unexpected end of stream (line 1, column 18)
+    """
+    if not isinstance(error, yaml.MarkedYAMLError):
+        return type(error).__name__
+    parts = []
+    for text, mark in ((error.context, error.context_mark), (error.problem, error.problem_mark)):
+        if text:
+            where = "" if mark is None else f" (line {mark.line + 1}, column {mark.column + 1})"
+            parts.append(f"{text}{where}")
+    return ": ".join(parts) or type(error).__name__
 
 
 def parse_settings(
@@ -375,5 +417,5 @@ def load_settings(path: Path, environ: Mapping[str, str] | None = None) -> Setti
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+        raise ConfigError(f"{path}: not valid YAML: {_yaml_problem(exc)}") from None
     return parse_settings(data, origin=str(path), base_dir=path.parent, environ=environ)

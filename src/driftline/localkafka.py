@@ -220,17 +220,42 @@ def port_is_free(port: int) -> bool:
     return True
 
 
-def server_properties(data_dir: Path, port: int, controller_port: int) -> str:
-    """``server.properties`` of a combined broker + controller on loopback."""
+#: SASL mechanisms of the optional SASL_PLAINTEXT listener; every SCRAM user gets both.
+SCRAM_MECHANISMS = ("SCRAM-SHA-256", "SCRAM-SHA-512")
+_SCRAM_LOGIN = "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+
+
+def server_properties(
+    data_dir: Path, port: int, controller_port: int, sasl_port: int | None = None
+) -> str:
+    """``server.properties`` of a combined broker + controller on loopback.
+
+    With ``sasl_port`` a ``SASL_PLAINTEXT`` listener (SCRAM-SHA-256 and -512, credentials
+    from the cluster metadata) is added for clients; the broker and the controller keep
+    talking PLAINTEXT among themselves.
+    """
+    listeners = f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}"
+    advertised = f"PLAINTEXT://127.0.0.1:{port}"
+    protocols = "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT"
+    sasl: dict[str, str] = {}
+    if sasl_port is not None:
+        listeners += f",SASL_PLAINTEXT://127.0.0.1:{sasl_port}"
+        advertised += f",SASL_PLAINTEXT://127.0.0.1:{sasl_port}"
+        protocols += ",SASL_PLAINTEXT:SASL_PLAINTEXT"
+        sasl["listener.name.sasl_plaintext.sasl.enabled.mechanisms"] = ",".join(SCRAM_MECHANISMS)
+        for mechanism in SCRAM_MECHANISMS:
+            key = f"listener.name.sasl_plaintext.{mechanism.lower()}.sasl.jaas.config"
+            sasl[key] = _SCRAM_LOGIN
     settings = {
         "process.roles": "broker,controller",
         "node.id": "1",
         "controller.quorum.bootstrap.servers": f"127.0.0.1:{controller_port}",
-        "listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
-        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port}",
+        "listeners": listeners,
+        "advertised.listeners": advertised,
         "controller.listener.names": "CONTROLLER",
         "inter.broker.listener.name": "PLAINTEXT",
-        "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        "listener.security.protocol.map": protocols,
+        **sasl,
         "log.dirs": str(data_dir / _LOG_DIR),
         "num.partitions": "1",
         "auto.create.topics.enable": "false",
@@ -246,16 +271,36 @@ def server_properties(data_dir: Path, port: int, controller_port: int) -> str:
     return "".join(f"{key}={value}\n" for key, value in settings.items())
 
 
-def _read_ports(properties: Path) -> tuple[int, int] | None:
-    """Broker and controller ports of an earlier run's ``server.properties``, if any."""
+def _read_ports(properties: Path) -> tuple[int, int, int | None] | None:
+    """Broker, controller and SASL ports of an earlier run's ``server.properties``, if any."""
     if not properties.is_file():
         return None
     found = re.search(
-        r"^listeners=PLAINTEXT://127\.0\.0\.1:(\d+),CONTROLLER://127\.0\.0\.1:(\d+)$",
+        r"^listeners=PLAINTEXT://127\.0\.0\.1:(\d+),CONTROLLER://127\.0\.0\.1:(\d+)"
+        r"(?:,SASL_PLAINTEXT://127\.0\.0\.1:(\d+))?$",
         properties.read_text(),
         re.MULTILINE,
     )
-    return (int(found.group(1)), int(found.group(2))) if found else None
+    if not found:
+        return None
+    sasl = found.group(3)
+    return int(found.group(1)), int(found.group(2)), None if sasl is None else int(sasl)
+
+
+_SCRAM_TEXT = re.compile(r"[A-Za-z0-9._@+-]+")
+
+
+def _scram_users(users: Mapping[str, str] | None) -> dict[str, str]:
+    """Checked SCRAM users: the storage tool's ``[name=...,password=...]`` syntax has no
+    escaping, so names and passwords are kept to characters it reads literally."""
+    checked = dict(users or {})
+    for name, password in checked.items():
+        if not _SCRAM_TEXT.fullmatch(name) or not _SCRAM_TEXT.fullmatch(password):
+            raise LocalKafkaError(
+                f"SCRAM user {name!r}: names and passwords may only use letters, digits "
+                "and . _ @ + -"
+            )
+    return checked
 
 
 def _tail(text: str, lines: int) -> str:
@@ -281,6 +326,11 @@ class LocalKafka:
     ``extra_properties`` are appended to ``server.properties`` (later keys win). After
     :meth:`kill`, the next :meth:`start` waits out the old registration
     (``broker.session.timeout.ms``, 9 s by default) before the broker is ready.
+
+    ``scram_users`` (name -> password) adds a ``SASL_PLAINTEXT`` listener at
+    :attr:`sasl_bootstrap` accepting SCRAM-SHA-256 and SCRAM-SHA-512; the users are written
+    into the cluster metadata when the storage is formatted (``StorageTool format
+    --add-scram``), so they are fixed by the first start of a ``data_dir``.
     """
 
     def __init__(
@@ -291,21 +341,29 @@ class LocalKafka:
         lib_dir: Path | None = None,
         startup_timeout: float = 120.0,
         extra_properties: Mapping[str, str] | None = None,
+        scram_users: Mapping[str, str] | None = None,
     ) -> None:
         self.data_dir = Path(data_dir).resolve()
         self.startup_timeout = startup_timeout
         self._lib_dir = lib_dir
         self._extra_properties = dict(extra_properties or {})
+        self._scram_users = _scram_users(scram_users)
         earlier = _read_ports(self.data_dir / _PROPERTIES)
+        self.sasl_port: int | None = None
+        """Port of the SASL_PLAINTEXT (SCRAM) listener; None without ``scram_users``."""
         if earlier is not None:
             self.port = port if port is not None else earlier[0]
             self.controller_port = earlier[1]
+            if self._scram_users:
+                self.sasl_port = earlier[2] if earlier[2] is not None else free_ports(1)[0]
         else:
-            picked = free_ports(2)
+            picked = free_ports(3)
             while port is not None and port in picked:
-                picked = free_ports(2)
+                picked = free_ports(3)
             self.port = port if port is not None else picked[0]
             self.controller_port = picked[1]
+            if self._scram_users:
+                self.sasl_port = picked[2]
         self._process: subprocess.Popen[bytes] | None = None
         self._log_offset = 0
 
@@ -313,6 +371,13 @@ class LocalKafka:
     def bootstrap(self) -> str:
         """Bootstrap address for clients, ``127.0.0.1:PORT``."""
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def sasl_bootstrap(self) -> str:
+        """Bootstrap address of the SCRAM listener (``SASL_PLAINTEXT``), ``127.0.0.1:PORT``."""
+        if self.sasl_port is None:
+            raise LocalKafkaError("this broker has no SASL listener (no scram_users given)")
+        return f"127.0.0.1:{self.sasl_port}"
 
     @property
     def log_path(self) -> Path:
@@ -340,14 +405,15 @@ class LocalKafka:
         """Format storage if new, start the broker and wait until it answers Kafka requests."""
         if self.running:
             return
-        for port in (self.port, self.controller_port):
+        ports = (self.port, self.controller_port, self.sasl_port)
+        for port in [p for p in ports if p is not None]:
             if not port_is_free(port):
                 raise LocalKafkaError(f"port 127.0.0.1:{port} is in use (another Kafka?)")
         java = find_java()
         lib = ensure_jars(self._lib_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         properties = self.data_dir / _PROPERTIES
-        text = server_properties(self.data_dir, self.port, self.controller_port)
+        text = server_properties(self.data_dir, self.port, self.controller_port, self.sasl_port)
         text += "".join(f"{key}={value}\n" for key, value in self._extra_properties.items())
         properties.write_text(text)
         log_config = self.data_dir / _LOG_CONFIG
@@ -379,6 +445,9 @@ class LocalKafka:
     def _format(self, java_command: list[str], properties: Path) -> None:
         command = [*java_command, "kafka.tools.StorageTool", "format", "--standalone"]
         command += ["-t", random_cluster_id(), "-c", str(properties)]
+        for name, password in sorted(self._scram_users.items()):
+            for mechanism in SCRAM_MECHANISMS:
+                command += ["--add-scram", f"{mechanism}=[name={name},password={password}]"]
         done = subprocess.run(
             command, capture_output=True, text=True, stdin=subprocess.DEVNULL, check=False
         )

@@ -51,6 +51,38 @@ class PipelineCounters:
     """By (severity, status)."""
     retrain_requests: int = 0
 
+    def to_state(self) -> dict[str, Any]:
+        """JSON-ready counts (checkpointed with the detectors, so totals survive restarts)."""
+        return {
+            "events": [[k[0], k[1], n] for k, n in self.events.items()],
+            "ignored": [[k[0], k[1], n] for k, n in self.ignored.items()],
+            "dead_letters": dict(self.dead_letters),
+            "alerts": [[k[0], k[1], n] for k, n in self.alerts.items()],
+            "retrain_requests": self.retrain_requests,
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> PipelineCounters:
+        """Inverse of :meth:`to_state`; missing fields (older checkpoints) count zero.
+
+        >>> counters = PipelineCounters()
+        >>> counters.events[("credit", "1")] += 3
+        >>> counters.dead_letters["invalid_json"] += 1
+        >>> PipelineCounters.from_state(counters.to_state()) == counters
+        True
+        >>> PipelineCounters.from_state({}) == PipelineCounters()
+        True
+        """
+        return cls(
+            events=Counter({(a, b): int(n) for a, b, n in state.get("events", [])}),
+            ignored=Counter({(a, b): int(n) for a, b, n in state.get("ignored", [])}),
+            dead_letters=Counter(
+                {str(r): int(n) for r, n in state.get("dead_letters", {}).items()}
+            ),
+            alerts=Counter({(a, b): int(n) for a, b, n in state.get("alerts", [])}),
+            retrain_requests=int(state.get("retrain_requests", 0)),
+        )
+
 
 class _ModelVersion:
     """Monitor and policies of one model version."""
@@ -218,7 +250,8 @@ class Pipeline:
             for k, v in self.versions.items()
             if v is not None
         ]
-        return orjson.dumps({"version": STATE_VERSION, "versions": versions})
+        counters = self.counters.to_state()
+        return orjson.dumps({"version": STATE_VERSION, "versions": versions, "counters": counters})
 
     def restore(self, data: bytes) -> None:
         """Continue from :meth:`to_state`; later batches give what the original would have."""
@@ -234,6 +267,7 @@ class Pipeline:
             version = _ModelVersion(key, self.settings, entry, None)
             version.restore(item["state"], self.settings, entry, profile)
             self.versions[key] = version
+        self.counters = PipelineCounters.from_state(state.get("counters", {}))
 
     def monitors(self) -> dict[ModelKey, ModelMonitor]:
         return {k: v.monitor for k, v in self.versions.items() if v is not None}

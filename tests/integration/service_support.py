@@ -318,3 +318,215 @@ def by_key_order(values: Iterable[bytes], key: str) -> dict[str, list[str]]:
         k = event["data"]["fingerprint"] if key == "fingerprint" else event["subject"]
         out.setdefault(k, []).append(event["id"])
     return out
+
+
+# -- chaos-test helpers (tests/integration/test_chaos.py) -----------------------------------
+
+
+class StreamProducer:
+    """Produce ``pairs`` from a background thread in chunks, pausing between chunks, so the
+    stream keeps arriving while a test breaks things. ``produced`` counts acknowledged
+    records; ``join()`` waits for the end and re-raises a producer failure."""
+
+    def __init__(
+        self,
+        bootstrap: str,
+        topic: str,
+        pairs: Sequence[tuple[bytes, bytes]],
+        *,
+        chunk: int = 1_000,
+        pause: float = 0.1,
+    ) -> None:
+        import threading
+
+        self.bootstrap = bootstrap
+        self.topic = topic
+        self.pairs = pairs
+        self.chunk = chunk
+        self.pause = pause
+        self.produced = 0
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._main, name="stream-producer", daemon=True)
+        self.thread.start()
+
+    def _main(self) -> None:
+        try:
+            asyncio.run(self._run())
+        except BaseException as exc:  # reported by join()
+            self.error = exc
+
+    async def _run(self) -> None:
+        producer = AIOKafkaProducer(
+            bootstrap_servers=self.bootstrap, linger_ms=5, enable_idempotence=True
+        )
+        await producer.start()
+        try:
+            for start in range(0, len(self.pairs), self.chunk):
+                part = self.pairs[start : start + self.chunk]
+                futures = [await producer.send(self.topic, v, key=k) for k, v in part]
+                await asyncio.gather(*futures)
+                self.produced += len(part)
+                await asyncio.sleep(self.pause)
+        finally:
+            await producer.stop()
+
+    def join(self, timeout: float = 300.0) -> None:
+        self.thread.join(timeout)
+        if self.thread.is_alive():
+            raise AssertionError(f"producer still running after {timeout} s")
+        if self.error is not None:
+            raise self.error
+
+
+def service_status(service: ServiceProcess) -> dict[str, Any]:
+    code, body = service.get("/v1/status")
+    assert code == 200, body
+    result: dict[str, Any] = orjson.loads(body)
+    return result
+
+
+def status_next_offsets(service: ServiceProcess) -> int:
+    """Sum of the next offsets of the partitions the service holds (0 when it holds none)."""
+    try:
+        partitions = service_status(service)["partitions"]
+    except (OSError, AssertionError):
+        return 0
+    return sum(p["next_offset"] or 0 for p in partitions)
+
+
+def status_counts(*services: ServiceProcess) -> tuple[dict[str, int], dict[str, int]]:
+    """Events per model version and dead letters per reason, summed over the partitions the
+    services hold (counts are part of the checkpointed state, so they cover each partition
+    from its first event)."""
+    events: dict[str, int] = {}
+    dead: dict[str, int] = {}
+    for service in services:
+        for partition in service_status(service)["partitions"]:
+            for key, n in partition["events"].items():
+                events[key] = events.get(key, 0) + n
+            for reason, n in partition["dead_letters"].items():
+                dead[reason] = dead.get(reason, 0) + n
+    return events, dead
+
+
+def wait_processed(
+    deployment: Deployment, services: Sequence[ServiceProcess], events: int, timeout: float
+) -> None:
+    """Until the services' partitions together cover ``events`` input records and the group's
+    committed offsets reached them too."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for service in services:
+            if service.proc.poll() is not None:
+                raise AssertionError(f"service exited:\n{service.output()}")
+        if sum(status_next_offsets(s) for s in services) >= events:
+            break
+        time.sleep(0.5)
+    else:
+        raise AssertionError(f"services did not process {events} events in {timeout} s")
+    wait_committed(deployment, events, timeout=max(deadline - time.monotonic(), 10.0))
+
+
+@dataclass
+class ReplayResult:
+    """`driftline replay`'s outputs and counters for a list of values."""
+
+    outputs: dict[str, list[bytes]]
+    events: dict[str, int]
+    dead_letters: dict[str, int]
+
+
+def replay_with_counts(deployment: Deployment, values: Sequence[bytes]) -> ReplayResult:
+    pipeline = Pipeline.from_settings(deployment.settings)
+    outputs: dict[str, list[bytes]] = {"alerts": [], "retrain": [], "dead": []}
+    for start in range(0, len(values), 1000):
+        output = pipeline.process(values[start : start + 1000])
+        outputs["alerts"] += [a.to_json() for a in output.alerts]
+        outputs["retrain"] += [r.to_json() for r in output.retrain_requests]
+        outputs["dead"] += [d.payload for d in output.dead_letters]
+    counters = pipeline.counters
+    return ReplayResult(
+        outputs,
+        {f"{k[0]}/{k[1]}": n for k, n in counters.events.items()},
+        dict(counters.dead_letters),
+    )
+
+
+def assert_outputs_equal(
+    deployment: Deployment, expected: dict[str, list[bytes]], alerts_read: Iterable[bytes] = ()
+) -> None:
+    """The deduplicated alert and retrain sequences equal ``expected`` (replay's), as a set
+    and per key in order; ``alerts_read`` are alerts read earlier (e.g. before the topic was
+    deleted), prepended to what the alerts topic holds now."""
+    kafka = deployment.settings.kafka
+    alerts = dedup([*alerts_read, *(r.value for r in read_topic(deployment, kafka.alerts_topic))])
+    retrain = dedup(r.value for r in read_topic(deployment, kafka.retrain_topic))
+    assert expected["alerts"], "the scenario must produce alerts"
+    assert sorted(alerts) == sorted(expected["alerts"])
+    assert by_key_order(alerts, "fingerprint") == by_key_order(expected["alerts"], "fingerprint")
+    assert sorted(retrain) == sorted(expected["retrain"])
+    assert by_key_order(retrain, "subject") == by_key_order(expected["retrain"], "subject")
+
+
+async def _committed_offsets(settings: Settings) -> dict[int, int]:
+    kafka = settings.kafka
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=kafka.bootstrap_servers, group_id=kafka.group_id, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        tps = await _partitions(kafka.bootstrap_servers, kafka.input_topics[0])
+        return {tp.partition: (await consumer.committed(tp) or 0) for tp in tps}
+    finally:
+        await _stop(consumer)
+
+
+def committed_offsets(deployment: Deployment) -> dict[int, int]:
+    """The group's committed offset per input partition (0 where none)."""
+    return asyncio.run(_committed_offsets(deployment.settings))
+
+
+async def _read_by_partition(bootstrap: str, topic: str) -> dict[int, list[bytes]]:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        tps = await _partitions(bootstrap, topic)
+        consumer.assign(tps)
+        ends = await consumer.end_offsets(tps)
+        for tp in tps:
+            consumer.seek(tp, 0)
+        out: dict[int, list[bytes]] = {tp.partition: [] for tp in tps}
+        pending = {tp for tp in tps if ends[tp] > 0}
+        while pending:
+            batch = await consumer.getmany(*pending, timeout_ms=1000)
+            for tp, records in batch.items():
+                for r in records:
+                    assert r.offset == len(out[tp.partition]), "offsets must be contiguous"
+                    out[tp.partition].append(b"" if r.value is None else r.value)
+            for tp in list(pending):
+                if await consumer.position(tp) >= ends[tp]:
+                    pending.discard(tp)
+        return out
+    finally:
+        await _stop(consumer)
+
+
+def read_by_partition(deployment: Deployment, topic: str) -> dict[int, list[bytes]]:
+    """Values of every partition of ``topic`` by offset (offsets must be 0, 1, 2, ...)."""
+    return asyncio.run(_read_by_partition(deployment.settings.kafka.bootstrap_servers, topic))
+
+
+def first_alert_offsets(deployment: Deployment, values: Sequence[bytes]) -> int | None:
+    """Offset of the first event of one partition's ``values`` that makes the core emit an
+    alert (chunks of 200, then one by one from the chunk's saved state), or None."""
+    pipeline = Pipeline.from_settings(deployment.settings)
+    for start in range(0, len(values), 200):
+        saved = pipeline.to_state()
+        if pipeline.process(values[start : start + 200]).alerts:
+            exact = Pipeline.from_settings(deployment.settings)
+            exact.restore(saved)
+            for offset in range(start, min(start + 200, len(values))):
+                if exact.process([values[offset]]).alerts:
+                    return offset
+            raise AssertionError("alert not reproduced event by event")
+    return None

@@ -261,3 +261,29 @@ def test_old_or_missing_java_names_what_to_install(
     _fake_tool(tmp_path / "bin", "java", """echo 'java version "1.8.0_402"' >&2\n""")
     with pytest.raises(LocalKafkaError, match=r"is Java 8: .* Java 17 or newer"):
         localkafka.find_java()
+
+
+def test_topics_create_with_default_replication_on_one_broker(
+    kafka_bootstrap: str, topic_name: Callable[[str], str]
+) -> None:
+    from driftline.config import parse_settings
+    from driftline.service.topics import check_topics, create_topics
+
+    prefix = topic_name("defaults")
+    settings = parse_settings(
+        {
+            "kafka": {
+                "bootstrap_servers": kafka_bootstrap,
+                "input_topics": [f"{prefix}-in"],
+                "alerts_topic": f"{prefix}-alerts",
+                "retrain_topic": f"{prefix}-retrain",
+                "dead_letter_topic": f"{prefix}-dead",
+                "state_topic": f"{prefix}-state",
+            }
+        }
+    )
+    report = asyncio.run(create_topics(settings))
+    assert sum(line.startswith("created") for line in report) == 5, report
+    assert asyncio.run(check_topics(settings)) == settings.kafka.partitions
+    again = asyncio.run(create_topics(settings))
+    assert not any(line.startswith("created") for line in again), again

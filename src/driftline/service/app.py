@@ -13,12 +13,20 @@ same outputs with the same ids, which consumers deduplicate.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.client import AIOKafkaClient
+from aiokafka.errors import (
+    CommitFailedError,
+    IllegalStateError,
+    KafkaError,
+    KafkaTimeoutError,
+)
 from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 
 from driftline.config import Settings
@@ -30,11 +38,39 @@ from driftline.service.checkpoints import (
     encode_checkpoint,
     read_checkpoints,
 )
-from driftline.service.kafka_clients import make_consumer, make_producer
+from driftline.service.kafka_clients import connection_options, make_consumer, make_producer
 from driftline.service.metrics import ServiceMetrics
 from driftline.service.topics import check_topics
 
 log = logging.getLogger(__name__)
+
+#: Backoff between attempts to publish outputs or read state (doubles up to the maximum).
+RETRY_BACKOFF_SECONDS = (0.2, 5.0)
+#: How often the broker-health probe asks the cluster for metadata, and how long it waits.
+PROBE_INTERVAL_SECONDS = 1.0
+PROBE_TIMEOUT_SECONDS = 3.0
+
+
+class FatalKafkaError(KafkaError):  # type: ignore[misc]
+    """A Kafka error retrying cannot fix (authorization, authentication, record too large)."""
+
+
+def is_retriable(exc: BaseException) -> bool:
+    """Whether waiting and trying again can succeed (broker away, leader moving, topic
+    being recreated, timeouts); anything else stops the service."""
+    if isinstance(exc, KafkaTimeoutError | TimeoutError | ConnectionError):
+        return True
+    return isinstance(exc, KafkaError) and bool(getattr(exc, "retriable", False))
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingRecord:
+    """One output record, kept until Kafka acknowledged it (to resend it unchanged)."""
+
+    topic: str
+    value: bytes
+    key: bytes | None
+    headers: list[tuple[str, bytes]] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -87,13 +123,15 @@ class MonitorService:
         self.assigned_once = False
         self.restoring = False
         self.running = False
+        self.broker_reachable = True
+        """Last answer of the broker-health probe (metadata request with a short timeout)."""
 
     # -- lifecycle -------------------------------------------------------------------
 
     @property
     def ready(self) -> bool:
-        """Partitions assigned (at least one rebalance done) and state restored."""
-        return self.running and self.assigned_once and not self.restoring
+        """Partitions assigned (at least one rebalance done), state restored, broker reachable."""
+        return self.running and self.assigned_once and not self.restoring and self.broker_reachable
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until ``stop`` is set, then checkpoint, commit and leave the group."""
@@ -111,6 +149,8 @@ class MonitorService:
                 await client.start()
                 started.append(client.stop)
             self.consumer.subscribe(list(kafka.input_topics), listener=_Rebalance(self))
+            probe = asyncio.ensure_future(self._probe_broker())
+            started.append(lambda: _cancel(probe))
             self.running = True
             log.info("consuming %s as group %s", ", ".join(kafka.input_topics), kafka.group_id)
             while not stop.is_set():
@@ -167,9 +207,8 @@ class MonitorService:
         self, tp: TopicPartition, records: list[ConsumerRecord], output: PipelineOutput
     ) -> None:
         """Produce every output of a batch and wait until Kafka acknowledged all of them."""
-        assert self.producer is not None
         kafka = self.settings.kafka
-        sends = []
+        outgoing = []
         for dead in output.dead_letters:
             record = records[dead.index]
             headers = [
@@ -179,25 +218,65 @@ class MonitorService:
                 ("driftline.source.partition", str(tp.partition).encode()),
                 ("driftline.source.offset", str(record.offset).encode()),
             ]
-            sends.append(
-                await self.producer.send(
-                    kafka.dead_letter_topic, dead.payload, key=record.key, headers=headers
-                )
+            outgoing.append(
+                OutgoingRecord(kafka.dead_letter_topic, dead.payload, record.key, headers)
             )
         for alert in output.alerts:
-            sends.append(
-                await self.producer.send(
-                    kafka.alerts_topic, alert.to_json(), key=alert.key.encode()
-                )
-            )
+            outgoing.append(OutgoingRecord(kafka.alerts_topic, alert.to_json(), alert.key.encode()))
         for request in output.retrain_requests:
-            sends.append(
-                await self.producer.send(
-                    kafka.retrain_topic, request.to_json(), key=request.key.encode()
-                )
+            outgoing.append(
+                OutgoingRecord(kafka.retrain_topic, request.to_json(), request.key.encode())
             )
-        if sends:
-            await asyncio.gather(*sends)
+        await self._send_acked(outgoing)
+
+    async def _send_acked(self, outgoing: list[OutgoingRecord]) -> None:
+        """Send ``outgoing`` and wait for every acknowledgement; resend what failed with a
+        retriable error (same records, bounded backoff) until all are acknowledged.
+
+        Raises :class:`FatalKafkaError` on an error retrying cannot fix. Nothing after this
+        call (offsets, checkpoints) happens before it returns, so a failure never advances
+        the input offsets past unacknowledged outputs.
+        """
+        assert self.producer is not None
+        pending = outgoing
+        backoff, max_backoff = RETRY_BACKOFF_SECONDS
+        while pending:
+            failed: list[tuple[OutgoingRecord, BaseException]] = []
+            sent: list[tuple[OutgoingRecord, asyncio.Future[object]]] = []
+            for item in pending:
+                try:
+                    future = await self.producer.send(
+                        item.topic, item.value, key=item.key, headers=item.headers or None
+                    )
+                except Exception as exc:  # sorted below: retriable or fatal
+                    failed.append((item, exc))
+                else:
+                    sent.append((item, future))
+            results = await asyncio.gather(*(f for _, f in sent), return_exceptions=True)
+            for (item, _), result in zip(sent, results, strict=True):
+                if isinstance(result, BaseException):
+                    failed.append((item, result))
+            if not failed:
+                return
+            for item, error in failed:
+                if not is_retriable(error):
+                    raise FatalKafkaError(
+                        f"producing to {item.topic} failed and cannot be retried: {error!r}"
+                    ) from error
+            topics = sorted({item.topic for item, _ in failed})
+            log.warning(
+                "%d of %d output records not acknowledged (%s: %r); retrying in %.1f s",
+                len(failed),
+                len(pending),
+                ", ".join(topics),
+                failed[0][1],
+                backoff,
+            )
+            # Resend in the original order, so each key's records keep their order.
+            retry = {id(item) for item, _ in failed}
+            pending = [item for item in pending if id(item) in retry]
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, max_backoff)
 
     # -- checkpoints -----------------------------------------------------------------
 
@@ -222,8 +301,14 @@ class MonitorService:
         checkpoint = Checkpoint(tp.topic, tp.partition, part.next_offset, part.pipeline.to_state())
         value = encode_checkpoint(checkpoint)
         key = checkpoint_key(kafka.group_id, tp.topic, tp.partition)
-        await self.producer.send_and_wait(kafka.state_topic, value, key=key)
-        await self.consumer.commit({tp: OffsetAndMetadata(part.next_offset, "")})
+        await self._send_acked([OutgoingRecord(kafka.state_topic, value, key)])
+        # The acknowledged state record is what a restore resumes from; the committed offset
+        # only follows it. A commit refused because the group rebalanced meanwhile is
+        # harmless: the partition's next owner restores this checkpoint.
+        try:
+            await self.consumer.commit({tp: OffsetAndMetadata(part.next_offset, "")})
+        except (CommitFailedError, IllegalStateError) as exc:
+            log.warning("%s[%d]: offset %d not committed (%s)", *tp, part.next_offset, exc)
         part.checkpointed_offset = part.next_offset
         part.events_since_checkpoint = 0
         part.last_checkpoint = self.clock()
@@ -251,13 +336,7 @@ class MonitorService:
         self.restoring = True
         try:
             new = [tp for tp in assigned if tp not in self.partitions]
-            checkpoints = (
-                await read_checkpoints(
-                    self.state_reader, self.state_partitions, self.settings.kafka.group_id
-                )
-                if new
-                else {}
-            )
+            checkpoints = await self._read_checkpoints() if new else {}
             for tp in new:
                 self.partitions[tp] = self._restore(tp, checkpoints.get(tp))
             self.assigned_once = True
@@ -265,6 +344,56 @@ class MonitorService:
             self.restoring = False
         if assigned:
             log.info("assigned %s", ", ".join(f"{t.topic}[{t.partition}]" for t in assigned))
+
+    async def _read_checkpoints(self) -> dict[TopicPartition, Checkpoint]:
+        """The group's checkpoints, retrying while the broker is away (an assigned partition
+        without its state would be skipped, not processed)."""
+        assert self.state_reader is not None
+        backoff, max_backoff = RETRY_BACKOFF_SECONDS
+        while True:
+            try:
+                return await read_checkpoints(
+                    self.state_reader, self.state_partitions, self.settings.kafka.group_id
+                )
+            except Exception as exc:
+                if not is_retriable(exc):
+                    raise
+                log.warning("reading checkpoints failed (%r); retrying in %.1f s", exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, max_backoff)
+
+    # -- broker health ---------------------------------------------------------------
+
+    async def _probe_broker(self) -> None:
+        """Ask the cluster for metadata every second; readiness follows the answer."""
+        client = AIOKafkaClient(
+            **connection_options(self.settings.kafka),
+            request_timeout_ms=int(PROBE_TIMEOUT_SECONDS * 1000),
+        )
+        bootstrapped = False
+        problem: BaseException | None = None
+        try:
+            while True:
+                try:
+                    if not bootstrapped:
+                        await asyncio.wait_for(client.bootstrap(), PROBE_TIMEOUT_SECONDS)
+                        bootstrapped = True
+                    else:
+                        await asyncio.wait_for(client.fetch_all_metadata(), PROBE_TIMEOUT_SECONDS)
+                    reachable, problem = True, None
+                except (TimeoutError, KafkaError, OSError) as exc:
+                    reachable = False
+                    problem = exc
+                if reachable != self.broker_reachable:
+                    if reachable:
+                        log.info("Kafka reachable again")
+                    else:
+                        log.warning("Kafka unreachable (%r): not ready", problem)
+                    self.broker_reachable = reachable
+                await asyncio.sleep(PROBE_INTERVAL_SECONDS)
+        finally:
+            self.broker_reachable = False
+            await client.close()
 
     def _restore(self, tp: TopicPartition, checkpoint: Checkpoint | None) -> PartitionState:
         assert self.consumer is not None
@@ -286,3 +415,9 @@ class MonitorService:
         part.restored_from = checkpoint.next_offset
         log.info("%s[%d]: restored checkpoint, resuming at offset %d", *tp, checkpoint.next_offset)
         return part
+
+
+async def _cancel(task: asyncio.Future[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

@@ -1,10 +1,17 @@
-"""One HTTP port: ``/metrics``, ``/healthz``, ``/readyz`` and ``/v1/status``."""
+"""One HTTP port: ``/metrics``, ``/healthz``, ``/readyz`` and ``/v1/status``.
+
+With ``http.token`` set, every request but ``/healthz`` and ``/metrics`` needs the header
+``Authorization: Bearer <token>``; without it, or with another token, the answer is 401 with
+a ``WWW-Authenticate: Bearer`` challenge. Tokens are compared in constant time.
+"""
 
 from __future__ import annotations
 
+import hmac
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from driftline.cloudevents import format_time
@@ -50,11 +57,47 @@ def status(service: MonitorService) -> dict[str, Any]:
                 "partition": tp.partition,
                 "next_offset": part.next_offset,
                 "checkpointed_offset": part.checkpointed_offset,
+                # Totals since the partition's first event (checkpointed with the state):
+                # events per model version and dead letters per reason.
+                "events": {
+                    f"{k[0]}/{k[1]}": n for k, n in sorted(part.pipeline.counters.events.items())
+                },
+                "dead_letters": dict(sorted(part.pipeline.counters.dead_letters.items())),
             }
             for tp, part in sorted(service.partitions.items())
         ],
         "models": [models[k] for k in sorted(models)],
     }
+
+
+#: Paths served without the bearer token: liveness and Prometheus scraping.
+PUBLIC_PATHS = frozenset({"/healthz", "/metrics"})
+_REALM = 'Bearer realm="driftline"'
+
+
+def bearer_guard(token: str) -> Middleware:
+    """Middleware answering 401 to requests outside :data:`PUBLIC_PATHS` that do not carry
+    ``Authorization: Bearer <token>``."""
+    expected = token.encode()
+
+    @web.middleware
+    async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path in PUBLIC_PATHS:
+            return await handler(request)
+        header = request.headers.get("Authorization")
+        if header is not None:
+            scheme, _, given = header.partition(" ")
+            valid = hmac.compare_digest(given.strip().encode(), expected)
+            if scheme.lower() == "bearer" and valid:
+                return await handler(request)
+        challenge = _REALM if header is None else f'{_REALM}, error="invalid_token"'
+        return web.json_response(
+            {"error": "unauthorized", "detail": "a valid bearer token is required"},
+            status=401,
+            headers={"WWW-Authenticate": challenge},
+        )
+
+    return guard
 
 
 def make_app(service: MonitorService) -> web.Application:
@@ -72,7 +115,9 @@ def make_app(service: MonitorService) -> web.Application:
     async def status_page(_: web.Request) -> web.Response:
         return web.json_response(status(service))
 
-    app = web.Application()
+    token = service.settings.http.token
+    guards = [] if token is None else [bearer_guard(token.get_secret_value())]
+    app = web.Application(middlewares=guards)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

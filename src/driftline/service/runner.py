@@ -8,6 +8,7 @@ import signal
 import sys
 
 import orjson
+from aiokafka.errors import KafkaError
 
 from driftline.config import Settings
 from driftline.pipeline import Pipeline
@@ -58,7 +59,11 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
 
 
 def run_service(settings: Settings) -> int:
-    """Blocking entry point; SIGTERM/SIGINT drain, checkpoint, commit and exit 0."""
+    """Blocking entry point; SIGTERM/SIGINT drain, checkpoint, commit and exit 0.
+
+    A non-retriable Kafka error is logged and re-raised (``driftline run`` prints it and
+    exits 1); a broker outage is not one: the service waits, not ready, and reconnects.
+    """
     setup_logging(settings)
 
     async def main() -> None:
@@ -68,6 +73,13 @@ def run_service(settings: Settings) -> int:
             loop.add_signal_handler(sig, stop.set)
         await serve(settings, stop)
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except KafkaError as exc:
+        # Retriable errors (broker away, leader moving, topic recreated) are retried inside
+        # the service; what reaches here cannot be fixed by waiting (authorization,
+        # authentication, a record too large): say so and exit non-zero.
+        log.critical("stopping on a Kafka error that retrying cannot fix: %s", exc)
+        raise
     log.info("stopped")
     return 0

@@ -113,7 +113,10 @@ async def create_topics(settings: Settings) -> list[str]:
     try:
         specs = topic_specs(settings)
         existing = await _existing(admin, [s.name for s in specs])
-        replication = settings.kafka.replication_factor or -1
+        replication = settings.kafka.replication_factor
+        if replication is None:  # 3, or every broker of a smaller cluster
+            cluster = await admin.describe_cluster()
+            replication = max(1, min(3, len(cluster.get("brokers", []))))
         new = [
             NewTopic(spec.name, settings.kafka.partitions, replication, topic_configs=spec.configs)
             for spec in specs
