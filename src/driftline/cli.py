@@ -266,7 +266,7 @@ def _cmd_run(args: argparse.Namespace, console: Console) -> int:
         return EXIT_FAILURE
     except KafkaError as exc:
         message = _kafka_failure(settings, exc)
-        console.print(message, style="red", markup=False, highlight=False)
+        console.print(message, style="red", markup=False, highlight=False, soft_wrap=True)
         return EXIT_FAILURE
 
 
@@ -282,7 +282,7 @@ def _cmd_topics_create(args: argparse.Namespace, console: Console) -> int:
         report = asyncio.run(create_topics(settings))
     except KafkaError as exc:
         message = _kafka_failure(settings, exc)
-        console.print(message, style="red", markup=False, highlight=False)
+        console.print(message, style="red", markup=False, highlight=False, soft_wrap=True)
         return EXIT_FAILURE
     for line in report:
         console.print(line, markup=False, highlight=False)

@@ -41,6 +41,17 @@ class DecodeSettings(_Strict):
     """Events with more features (plus prediction classes) are ``too_many_features``."""
 
 
+class LimitsSettings(_Strict):
+    """Bounds on what one pipeline (one input partition in the service) holds in memory."""
+
+    max_model_versions: int = Field(1_000, gt=0)
+    """Model versions tracked per pipeline; events of further versions are dead letters
+    (``too_many_models``)."""
+    max_warmup_values: int = Field(10_000_000, gt=0)
+    """Values one version's warm-up may hold: its columns are capped at this divided by
+    ``warmup_events``; events bringing further names are ``too_many_warmup_features``."""
+
+
 class WindowSettings(_Strict):
     """Tumbling windows, by event count (default 1,000) or by event-time duration."""
 
@@ -255,6 +266,7 @@ class Settings(_Strict):
     deployment: str = Field("driftline", min_length=1)
     """Name of this deployment; alerts carry ``source: /driftline/<deployment>``."""
     decode: DecodeSettings = DecodeSettings()
+    limits: LimitsSettings = LimitsSettings()
     window: WindowSettings = WindowSettings()
     warmup_events: int = Field(10_000, gt=0)
     """Without a profile, a model version's first N events become its reference."""

@@ -119,6 +119,9 @@ class DeadLetterReason(StrEnum):
     INVALID_PREDICTION = "invalid_prediction"
     INVALID_LABEL = "invalid_label"
     TOO_MANY_FEATURES = "too_many_features"
+    # Not decoding rules: limits the pipeline applies to valid events (see pipeline.py).
+    TOO_MANY_MODELS = "too_many_models"
+    TOO_MANY_WARMUP_FEATURES = "too_many_warmup_features"
 
 
 @dataclass(frozen=True, slots=True)

@@ -226,26 +226,39 @@ _SCRAM_LOGIN = "org.apache.kafka.common.security.scram.ScramLoginModule required
 
 
 def server_properties(
-    data_dir: Path, port: int, controller_port: int, sasl_port: int | None = None
+    data_dir: Path,
+    port: int,
+    controller_port: int,
+    sasl_port: int | None = None,
+    sasl_ssl_port: int | None = None,
+    keystore: Path | None = None,
 ) -> str:
     """``server.properties`` of a combined broker + controller on loopback.
 
     With ``sasl_port`` a ``SASL_PLAINTEXT`` listener (SCRAM-SHA-256 and -512, credentials
-    from the cluster metadata) is added for clients; the broker and the controller keep
-    talking PLAINTEXT among themselves.
+    from the cluster metadata) is added for clients, with ``sasl_ssl_port`` and
+    ``keystore`` (a PEM file: private key and certificate) a ``SASL_SSL`` one; the broker
+    and the controller keep talking PLAINTEXT among themselves.
     """
     listeners = f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}"
     advertised = f"PLAINTEXT://127.0.0.1:{port}"
     protocols = "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT"
     sasl: dict[str, str] = {}
-    if sasl_port is not None:
-        listeners += f",SASL_PLAINTEXT://127.0.0.1:{sasl_port}"
-        advertised += f",SASL_PLAINTEXT://127.0.0.1:{sasl_port}"
-        protocols += ",SASL_PLAINTEXT:SASL_PLAINTEXT"
-        sasl["listener.name.sasl_plaintext.sasl.enabled.mechanisms"] = ",".join(SCRAM_MECHANISMS)
+    for name, listener_port in (("SASL_PLAINTEXT", sasl_port), ("SASL_SSL", sasl_ssl_port)):
+        if listener_port is None:
+            continue
+        listeners += f",{name}://127.0.0.1:{listener_port}"
+        advertised += f",{name}://127.0.0.1:{listener_port}"
+        protocols += f",{name}:{name}"
+        prefix = f"listener.name.{name.lower()}"
+        sasl[f"{prefix}.sasl.enabled.mechanisms"] = ",".join(SCRAM_MECHANISMS)
         for mechanism in SCRAM_MECHANISMS:
-            key = f"listener.name.sasl_plaintext.{mechanism.lower()}.sasl.jaas.config"
-            sasl[key] = _SCRAM_LOGIN
+            sasl[f"{prefix}.{mechanism.lower()}.sasl.jaas.config"] = _SCRAM_LOGIN
+        if name == "SASL_SSL":
+            if keystore is None:
+                raise ValueError("a SASL_SSL listener needs a keystore")
+            sasl[f"{prefix}.ssl.keystore.type"] = "PEM"
+            sasl[f"{prefix}.ssl.keystore.location"] = str(keystore)
     settings = {
         "process.roles": "broker,controller",
         "node.id": "1",
@@ -271,20 +284,50 @@ def server_properties(
     return "".join(f"{key}={value}\n" for key, value in settings.items())
 
 
-def _read_ports(properties: Path) -> tuple[int, int, int | None] | None:
-    """Broker, controller and SASL ports of an earlier run's ``server.properties``, if any."""
+def _read_ports(properties: Path) -> tuple[int, int, int | None, int | None] | None:
+    """Broker, controller, SASL_PLAINTEXT and SASL_SSL ports of an earlier run's
+    ``server.properties``, if any."""
     if not properties.is_file():
         return None
     found = re.search(
         r"^listeners=PLAINTEXT://127\.0\.0\.1:(\d+),CONTROLLER://127\.0\.0\.1:(\d+)"
-        r"(?:,SASL_PLAINTEXT://127\.0\.0\.1:(\d+))?$",
+        r"(?:,SASL_PLAINTEXT://127\.0\.0\.1:(\d+))?(?:,SASL_SSL://127\.0\.0\.1:(\d+))?$",
         properties.read_text(),
         re.MULTILINE,
     )
     if not found:
         return None
-    sasl = found.group(3)
-    return int(found.group(1)), int(found.group(2)), None if sasl is None else int(sasl)
+    sasl, sasl_ssl = (None if g is None else int(g) for g in found.group(3, 4))
+    return int(found.group(1)), int(found.group(2)), sasl, sasl_ssl
+
+
+def make_test_certificates(directory: Path) -> tuple[Path, Path]:
+    """A throw-away CA and a broker certificate for 127.0.0.1 / localhost, made with the
+    ``openssl`` command once per directory; returns (CA certificate, broker keystore PEM)."""
+    ca, keystore = directory / "ca.pem", directory / "keystore.pem"
+    if ca.is_file() and keystore.is_file():
+        return ca, keystore
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        raise LocalKafkaError("a TLS listener needs the openssl command (apt-get install openssl)")
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "san.cnf").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    steps = [
+        "req -x509 -newkey rsa:2048 -nodes -days 3650 -keyout ca.key -out ca.pem "
+        "-subj /CN=driftline-local-test-CA",
+        "req -newkey rsa:2048 -nodes -keyout broker.key -out broker.csr -subj /CN=127.0.0.1",
+        "x509 -req -in broker.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 3650 "
+        "-extfile san.cnf -out broker.pem",
+    ]
+    for step in steps:
+        done = subprocess.run(
+            [openssl, *step.split()], cwd=directory, capture_output=True, text=True, check=False
+        )
+        if done.returncode != 0:
+            raise LocalKafkaError(f"openssl {step} failed:\n{_tail(done.stderr, 10)}")
+    pem = (directory / "broker.key").read_text() + (directory / "broker.pem").read_text()
+    keystore.write_text(pem)
+    return ca, keystore
 
 
 _SCRAM_TEXT = re.compile(r"[A-Za-z0-9._@+-]+")
@@ -330,7 +373,9 @@ class LocalKafka:
     ``scram_users`` (name -> password) adds a ``SASL_PLAINTEXT`` listener at
     :attr:`sasl_bootstrap` accepting SCRAM-SHA-256 and SCRAM-SHA-512; the users are written
     into the cluster metadata when the storage is formatted (``StorageTool format
-    --add-scram``), so they are fixed by the first start of a ``data_dir``.
+    --add-scram``), so they are fixed by the first start of a ``data_dir``. With ``tls``
+    a ``SASL_SSL`` listener at :attr:`sasl_ssl_bootstrap` is added too, its certificate
+    signed by a throw-away CA (:attr:`ca_file`) made with ``openssl``.
     """
 
     def __init__(
@@ -342,28 +387,38 @@ class LocalKafka:
         startup_timeout: float = 120.0,
         extra_properties: Mapping[str, str] | None = None,
         scram_users: Mapping[str, str] | None = None,
+        tls: bool = False,
     ) -> None:
         self.data_dir = Path(data_dir).resolve()
         self.startup_timeout = startup_timeout
         self._lib_dir = lib_dir
         self._extra_properties = dict(extra_properties or {})
         self._scram_users = _scram_users(scram_users)
+        if tls and not self._scram_users:
+            raise LocalKafkaError("the TLS listener is a SASL_SSL one: give scram_users too")
         earlier = _read_ports(self.data_dir / _PROPERTIES)
         self.sasl_port: int | None = None
         """Port of the SASL_PLAINTEXT (SCRAM) listener; None without ``scram_users``."""
+        self.sasl_ssl_port: int | None = None
+        """Port of the SASL_SSL (SCRAM over TLS) listener; None without ``tls``."""
         if earlier is not None:
             self.port = port if port is not None else earlier[0]
             self.controller_port = earlier[1]
+            extra = iter(free_ports(2))
             if self._scram_users:
-                self.sasl_port = earlier[2] if earlier[2] is not None else free_ports(1)[0]
+                self.sasl_port = earlier[2] if earlier[2] is not None else next(extra)
+            if tls:
+                self.sasl_ssl_port = earlier[3] if earlier[3] is not None else next(extra)
         else:
-            picked = free_ports(3)
+            picked = free_ports(4)
             while port is not None and port in picked:
-                picked = free_ports(3)
+                picked = free_ports(4)
             self.port = port if port is not None else picked[0]
             self.controller_port = picked[1]
             if self._scram_users:
                 self.sasl_port = picked[2]
+            if tls:
+                self.sasl_ssl_port = picked[3]
         self._process: subprocess.Popen[bytes] | None = None
         self._log_offset = 0
 
@@ -378,6 +433,18 @@ class LocalKafka:
         if self.sasl_port is None:
             raise LocalKafkaError("this broker has no SASL listener (no scram_users given)")
         return f"127.0.0.1:{self.sasl_port}"
+
+    @property
+    def sasl_ssl_bootstrap(self) -> str:
+        """Bootstrap address of the SCRAM-over-TLS listener (``SASL_SSL``)."""
+        if self.sasl_ssl_port is None:
+            raise LocalKafkaError("this broker has no SASL_SSL listener (tls not asked for)")
+        return f"127.0.0.1:{self.sasl_ssl_port}"
+
+    @property
+    def ca_file(self) -> Path:
+        """The CA certificate clients of the SASL_SSL listener trust (made at first start)."""
+        return self.data_dir / "tls" / "ca.pem"
 
     @property
     def log_path(self) -> Path:
@@ -405,7 +472,7 @@ class LocalKafka:
         """Format storage if new, start the broker and wait until it answers Kafka requests."""
         if self.running:
             return
-        ports = (self.port, self.controller_port, self.sasl_port)
+        ports = (self.port, self.controller_port, self.sasl_port, self.sasl_ssl_port)
         for port in [p for p in ports if p is not None]:
             if not port_is_free(port):
                 raise LocalKafkaError(f"port 127.0.0.1:{port} is in use (another Kafka?)")
@@ -413,7 +480,17 @@ class LocalKafka:
         lib = ensure_jars(self._lib_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         properties = self.data_dir / _PROPERTIES
-        text = server_properties(self.data_dir, self.port, self.controller_port, self.sasl_port)
+        keystore = None
+        if self.sasl_ssl_port is not None:
+            _, keystore = make_test_certificates(self.data_dir / "tls")
+        text = server_properties(
+            self.data_dir,
+            self.port,
+            self.controller_port,
+            self.sasl_port,
+            self.sasl_ssl_port,
+            keystore,
+        )
         text += "".join(f"{key}={value}\n" for key, value in self._extra_properties.items())
         properties.write_text(text)
         log_config = self.data_dir / _LOG_CONFIG

@@ -16,7 +16,15 @@ import orjson
 
 from driftline.config import ConfigError, ModelSettings, Settings
 from driftline.detectors.catalog import DETECTORS
-from driftline.events import DeadLetter, DecodeLimits, decode_batch
+from driftline.events import (
+    LABEL_FEATURE,
+    PREDICTION_FEATURE,
+    DeadLetter,
+    DeadLetterReason,
+    DecodeLimits,
+    ModelBatch,
+    decode_batch,
+)
 from driftline.findings import Finding
 from driftline.monitor import ModelMonitor, MonitorPlan
 from driftline.policy.alerts import Alert, AlertPolicy, Thresholds
@@ -162,6 +170,9 @@ class Pipeline:
             max_features=settings.decode.max_features,
         )
         self.versions: dict[ModelKey, _ModelVersion | None] = {}
+        """Every model version seen (``None``: ignored), at most ``limits.max_model_versions``."""
+        self.warmup_columns = max(1, settings.limits.max_warmup_values // settings.warmup_events)
+        """Most columns one version's warm-up holds (``limits.max_warmup_values`` bound)."""
         self.counters = PipelineCounters()
         self.latest: dict[ModelKey, dict[tuple[str, str], Finding]] = {}
         """The latest finding per model version and (feature, detector), for status pages."""
@@ -188,21 +199,33 @@ class Pipeline:
 
     def process(self, payloads: Sequence[bytes]) -> PipelineOutput:
         decoded = decode_batch(payloads, self.limits)
-        for dead in decoded.dead_letters:
-            self.counters.dead_letters[dead.reason.value] += 1
+        dead_letters = decoded.dead_letters
+        limited = len(dead_letters)
         found: list[tuple[int, ModelKey, Finding]] = []
+        latest: float | None = None
         for batch in decoded.models:
             key = (batch.model_id, batch.model_version)
+            if key not in self.versions and len(self.versions) >= self.max_model_versions:
+                dead_letters.extend(_too_many_models(batch, len(self.versions), payloads))
+                continue
             version = self._version(key)
             if version is None:
                 self.counters.ignored[key] += len(batch)
                 continue
+            if version.monitor.warming_up:
+                batch = self._admit_to_warmup(version.monitor, batch, payloads, dead_letters)
+                if not len(batch):
+                    continue
             self.counters.events[key] += len(batch)
+            batch_latest = float(batch.timestamps.max())
+            latest = batch_latest if latest is None else max(latest, batch_latest)
             found.extend((index, key, f) for index, f in version.monitor.process(batch))
+        if len(dead_letters) > limited:  # limits rejected valid events: back to input order
+            dead_letters.sort(key=lambda letter: letter.index)
+        for dead in dead_letters:
+            self.counters.dead_letters[dead.reason.value] += 1
         found.sort(key=lambda item: item[0])  # stable: keeps each model's window order
-        output = PipelineOutput(dead_letters=decoded.dead_letters)
-        if decoded.models:
-            output.latest_event_time = max(float(b.timestamps.max()) for b in decoded.models)
+        output = PipelineOutput(dead_letters=dead_letters, latest_event_time=latest)
         for _, key, finding in found:
             self.latest.setdefault(key, {})[(finding.feature, finding.detector)] = finding
         # Findings of one window close arrive together; the retrain rule is evaluated once
@@ -228,6 +251,61 @@ class Pipeline:
                     output.retrain_requests.append(request)
                     self.counters.retrain_requests += 1
         return output
+
+    @property
+    def max_model_versions(self) -> int:
+        return self.settings.limits.max_model_versions
+
+    def _admit_to_warmup(
+        self,
+        monitor: ModelMonitor,
+        batch: ModelBatch,
+        payloads: Sequence[bytes],
+        dead_letters: list[DeadLetter],
+    ) -> ModelBatch:
+        """``batch`` without the warm-up rows that would take the warm-up beyond
+        :attr:`warmup_columns` columns (those become dead letters), in row order."""
+        cap = self.warmup_columns
+        names = set(monitor.warmup)
+        if len(names) + len(batch.columns) <= cap or len(names.union(batch.columns)) <= cap:
+            return batch
+        room = monitor.plan.warmup_events - monitor.warmup_rows
+        keep: list[int] = []
+        kept_names: set[str] = set()
+        for row, index in enumerate(batch.indices.tolist()):
+            row_names = _row_columns(payloads[index])
+            if len(keep) < room:  # a warm-up row (later rows are monitored)
+                new = row_names - names
+                if len(names) + len(new) > cap:
+                    dead_letters.append(
+                        DeadLetter(
+                            index,
+                            DeadLetterReason.TOO_MANY_WARMUP_FEATURES,
+                            f"event adds {len(new)} columns to the warm-up of model "
+                            f"{batch.model_id!r} version {batch.model_version!r}, which holds "
+                            f"{len(names)} of at most {cap} "
+                            "(limits.max_warmup_values / warmup_events)",
+                            payloads[index],
+                        )
+                    )
+                    continue
+                names |= new
+            keep.append(row)
+            kept_names |= row_names
+        if len(keep) == len(batch):
+            return batch
+        return ModelBatch(
+            model_id=batch.model_id,
+            model_version=batch.model_version,
+            indices=batch.indices[keep],
+            event_ids=[batch.event_ids[row] for row in keep],
+            timestamps=batch.timestamps[keep],
+            columns={
+                name: [column[row] for row in keep]
+                for name, column in batch.columns.items()
+                if name in kept_names
+            },
+        )
 
     def _version(self, key: ModelKey) -> _ModelVersion | None:
         if key in self.versions:
@@ -271,6 +349,31 @@ class Pipeline:
 
     def monitors(self) -> dict[ModelKey, ModelMonitor]:
         return {k: v.monitor for k, v in self.versions.items() if v is not None}
+
+
+def _too_many_models(
+    batch: ModelBatch, tracked: int, payloads: Sequence[bytes]
+) -> list[DeadLetter]:
+    message = (
+        f"model {batch.model_id!r} version {batch.model_version!r} is not monitored: "
+        f"{tracked} model versions are tracked already (limits.max_model_versions)"
+    )
+    reason = DeadLetterReason.TOO_MANY_MODELS
+    return [DeadLetter(i, reason, message, payloads[i]) for i in batch.indices.tolist()]
+
+
+def _row_columns(payload: bytes) -> set[str]:
+    """The columns one (valid) event contributes to its model batch (see events.py)."""
+    event = orjson.loads(payload)
+    names = set(event.get("features") or ())
+    prediction = event.get("prediction")
+    if type(prediction) is dict:
+        names.update(f"{PREDICTION_FEATURE}.{name}" for name in prediction)
+    elif prediction is not None:
+        names.add(PREDICTION_FEATURE)
+    if event.get("label") is not None:
+        names.add(LABEL_FEATURE)
+    return names
 
 
 def _by_window(

@@ -183,7 +183,7 @@ def test_rebalance_storm_loses_nothing(tmp_path: Path, kafka_bootstrap: str) -> 
     one = ServiceProcess(deployment, "one")
     one.wait_ready()
     stream = StreamProducer(
-        kafka.bootstrap_servers, kafka.input_topics[0], pairs, chunk=600, pause=0.3
+        kafka.bootstrap_servers, kafka.input_topics[0], pairs, chunk=600, pause=0.5
     )
     others: list[ServiceProcess] = []
     try:
@@ -196,11 +196,16 @@ def test_rebalance_storm_loses_nothing(tmp_path: Path, kafka_bootstrap: str) -> 
         others.append(three)
         three.wait_ready()
         time.sleep(2)
-        two.kill()  # a member dies: its partitions move after the session timeout
-        others.remove(two)
+        # The member holding more of the stream dies (its partitions move after the
+        # session timeout, from their last checkpoints); the other leaves cleanly.
+        busy, calm = sorted((two, three), key=status_next_offsets, reverse=True)
+        assert status_next_offsets(busy) > 0
+        busy.kill()
+        others.remove(busy)
         time.sleep(3)
-        assert three.terminate() == 0, three.output()  # a member leaves cleanly
-        others.remove(three)
+        assert calm.terminate() == 0, calm.output()
+        others.remove(calm)
+        assert stream.produced < len(pairs), "the storm must happen mid-stream"
         stream.join()
         wait_processed(deployment, [one], len(pairs), timeout=240)
         _assert_counted_once(expected.events, expected.dead_letters, one)

@@ -51,14 +51,18 @@ FAIL_FAST_SECONDS = 30.0
 
 
 class Broker:
-    def __init__(self, plaintext: str, sasl: str) -> None:
+    def __init__(self, plaintext: str, sasl: str, sasl_ssl: str, ca_file: Path) -> None:
         self.plaintext = plaintext
         self.sasl = sasl
+        self.sasl_ssl = sasl_ssl
+        self.ca_file = ca_file
 
 
 @pytest.fixture(scope="module")
 def scram_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
-    broker = LocalKafka(tmp_path_factory.mktemp("kafka-scram"), scram_users={USER: PASSWORD})
+    broker = LocalKafka(
+        tmp_path_factory.mktemp("kafka-scram"), scram_users={USER: PASSWORD}, tls=True
+    )
     problem = None
     try:
         broker.start()
@@ -67,14 +71,17 @@ def scram_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
     if problem is not None:
         pytest.fail(f"the SCRAM Kafka broker did not start: {problem}", pytrace=False)
     try:
-        yield Broker(broker.bootstrap, broker.sasl_bootstrap)
+        yield Broker(
+            broker.bootstrap, broker.sasl_bootstrap, broker.sasl_ssl_bootstrap, broker.ca_file
+        )
     finally:
         broker.stop()
 
 
-def _write_config(root: Path, broker: Broker, **extra: Any) -> tuple[Path, dict[str, Any]]:
-    """A config for the SCRAM listener; the password is *not* in it (see PASSWORD_ENV)."""
-    unique = f"sec-{uuid.uuid4().hex[:10]}"
+@pytest.fixture(scope="module")
+def profiles(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, str]]:
+    """Model entries with the reference profiles of the scenario's models."""
+    root = tmp_path_factory.mktemp("profiles")
     models = []
     for model in MODELS:
         scenario = credit_scoring_scenario(events=10, model_id=model, model_version="1", drifts=())
@@ -83,12 +90,25 @@ def _write_config(root: Path, broker: Broker, **extra: Any) -> tuple[Path, dict[
         path = root / f"{model}.profile.json"
         save_profile(build_profile_from_file(data, model_id=model, model_version="1"), path)
         models.append({"model_id": model, "reference_profile": str(path)})
+    return models
+
+
+def _write_config(
+    root: Path,
+    broker: Broker,
+    models: list[dict[str, str]] | None = None,
+    *,
+    tls: bool = False,
+    **security: str,
+) -> tuple[Path, dict[str, Any]]:
+    """A config for the SCRAM listener; the password is *not* in it (see PASSWORD_ENV)."""
+    unique = f"sec-{uuid.uuid4().hex[:10]}"
     raw: dict[str, Any] = {
         "deployment": "it",
         "window": {"events": 500},
-        "models": models,
+        "models": models or [],
         "kafka": {
-            "bootstrap_servers": broker.sasl,
+            "bootstrap_servers": broker.sasl_ssl if tls else broker.sasl,
             "group_id": f"{unique}-group",
             "input_topics": [f"{unique}-in"],
             "alerts_topic": f"{unique}-alerts",
@@ -99,15 +119,15 @@ def _write_config(root: Path, broker: Broker, **extra: Any) -> tuple[Path, dict[
             "replication_factor": 1,
             "max_batch_records": 700,
             "security": {
-                "security_protocol": "SASL_PLAINTEXT",
+                "security_protocol": "SASL_SSL" if tls else "SASL_PLAINTEXT",
                 "sasl_mechanism": "SCRAM-SHA-256",
                 "sasl_username": USER,
+                **security,
             },
         },
         "checkpoint": {"interval_seconds": 1.0, "interval_events": 2_000},
         "http": {"port": 0},
         "logging": {"level": "DEBUG"},
-        **extra,
     }
     config = root / "driftline.yaml"
     config.write_text(yaml.safe_dump(raw))
@@ -159,9 +179,12 @@ def _listening_addresses(port: int) -> set[str]:
 
 
 def test_service_over_scram_end_to_end(
-    tmp_path: Path, scram_broker: Broker, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    scram_broker: Broker,
+    profiles: list[dict[str, str]],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    config, raw = _write_config(tmp_path, scram_broker)
+    config, raw = _write_config(tmp_path, scram_broker, profiles)
     created, _ = _cli(config, "topics", "create", password=PASSWORD)
     assert created.returncode == 0, created.stdout + created.stderr
     assert created.stderr.count("created ") == 5, created.stderr
@@ -212,32 +235,48 @@ def test_service_over_scram_end_to_end(
     assert sorted(retrain) == sorted(expected["retrain"])
 
 
-def test_scram_sha_512_works_too(tmp_path: Path, scram_broker: Broker) -> None:
-    config, raw = _write_config(tmp_path, scram_broker)
-    raw["kafka"]["security"]["sasl_mechanism"] = "SCRAM-SHA-512"
-    config.write_text(yaml.safe_dump(raw))
+def test_scram_sha_512_over_tls(tmp_path: Path, scram_broker: Broker) -> None:
+    ca = str(scram_broker.ca_file)
+    config, _ = _write_config(
+        tmp_path, scram_broker, tls=True, sasl_mechanism="SCRAM-SHA-512", ssl_cafile=ca
+    )
     done, _ = _cli(config, "topics", "create", password=PASSWORD)
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stderr.count("created ") == 5, done.stderr
+    again, _ = _cli(config, "topics", "create", password=PASSWORD)
+    assert again.returncode == 0 and again.stderr.count("exists: ") == 5, again.stderr
 
 
-@pytest.mark.parametrize("command", [("topics", "create"), ("run",)], ids=["topics", "run"])
+def test_untrusted_broker_certificate_fails_fast(tmp_path: Path, scram_broker: Broker) -> None:
+    """Without the broker's CA the TLS handshake fails: exit 1, no hang, not a login error."""
+    config, _ = _write_config(tmp_path, scram_broker, tls=True)
+    done, seconds = _cli(config, "topics", "create", password=PASSWORD)
+    output = done.stdout + done.stderr
+    assert done.returncode == 1, output
+    assert seconds < FAIL_FAST_SECONDS, f"took {seconds:.1f} s:\n{output}"
+    assert "error: " in done.stderr and "authentication failed" not in done.stderr, output
+    assert "Traceback" not in output and PASSWORD not in output
+
+
 @pytest.mark.parametrize(
-    ("user", "password"),
-    [(USER, "wrong-password-1c9a"), ("mallory", PASSWORD)],
-    ids=["wrong-password", "unknown-user"],
+    ("command", "user", "password"),
+    [
+        (("topics", "create"), USER, "wrong-password-1c9a"),
+        (("run",), USER, "wrong-password-1c9a"),
+        (("run",), "mallory", PASSWORD),
+    ],
+    ids=["topics-wrong-password", "run-wrong-password", "run-unknown-user"],
 )
 def test_wrong_credentials_fail_fast_with_a_clear_message(
     tmp_path: Path, scram_broker: Broker, command: tuple[str, ...], user: str, password: str
 ) -> None:
-    config, raw = _write_config(tmp_path, scram_broker)
-    raw["kafka"]["security"]["sasl_username"] = user
-    config.write_text(yaml.safe_dump(raw))
+    config, _ = _write_config(tmp_path, scram_broker, sasl_username=user)
     done, seconds = _cli(config, *command, password=password, timeout=FAIL_FAST_SECONDS * 2)
     output = done.stdout + done.stderr
     assert done.returncode == 1, output
     assert seconds < FAIL_FAST_SECONDS, f"took {seconds:.1f} s:\n{output}"
-    assert "error: authentication failed" in done.stderr, output
-    assert repr(user) in done.stderr and "SCRAM-SHA-256" in done.stderr
+    message = " ".join(done.stderr.split())
+    assert f"error: authentication failed: Kafka rejected user {user!r} (SCRAM-SHA-256" in message
+    assert "sasl_password" in message, message  # points at what to check
     assert "Traceback" not in output
     assert password not in output

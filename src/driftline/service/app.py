@@ -48,6 +48,8 @@ log = logging.getLogger(__name__)
 RETRY_BACKOFF_SECONDS = (0.2, 5.0)
 #: How often the broker-health probe asks the cluster for metadata, and how long it waits.
 PROBE_INTERVAL_SECONDS = 1.0
+#: Log a warning this often while outputs wait for their acknowledgement.
+ACK_WARNING_SECONDS = 5.0
 PROBE_TIMEOUT_SECONDS = 3.0
 
 
@@ -241,21 +243,18 @@ class MonitorService:
         pending = outgoing
         backoff, max_backoff = RETRY_BACKOFF_SECONDS
         while pending:
-            failed: list[tuple[OutgoingRecord, BaseException]] = []
-            sent: list[tuple[OutgoingRecord, asyncio.Future[object]]] = []
-            for item in pending:
-                try:
-                    future = await self.producer.send(
-                        item.topic, item.value, key=item.key, headers=item.headers or None
-                    )
-                except Exception as exc:  # sorted below: retriable or fatal
-                    failed.append((item, exc))
-                else:
-                    sent.append((item, future))
-            results = await asyncio.gather(*(f for _, f in sent), return_exceptions=True)
-            for (item, _), result in zip(sent, results, strict=True):
-                if isinstance(result, BaseException):
-                    failed.append((item, result))
+            attempt = asyncio.ensure_future(self._send_once(pending))
+            waited = 0.0
+            while not (await asyncio.wait({attempt}, timeout=ACK_WARNING_SECONDS))[0]:
+                waited += ACK_WARNING_SECONDS
+                log.warning(
+                    "%d output records (%s) not acknowledged after %.0f s; still waiting, "
+                    "input offsets held back",
+                    len(pending),
+                    ", ".join(sorted({item.topic for item in pending})),
+                    waited,
+                )
+            failed = attempt.result()
             if not failed:
                 return
             for item, error in failed:
@@ -277,6 +276,28 @@ class MonitorService:
             pending = [item for item in pending if id(item) in retry]
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, max_backoff)
+
+    async def _send_once(
+        self, pending: list[OutgoingRecord]
+    ) -> list[tuple[OutgoingRecord, BaseException]]:
+        """Send every record once and wait for all answers; return the failures."""
+        assert self.producer is not None
+        failed: list[tuple[OutgoingRecord, BaseException]] = []
+        sent: list[tuple[OutgoingRecord, asyncio.Future[object]]] = []
+        for item in pending:
+            try:
+                future = await self.producer.send(
+                    item.topic, item.value, key=item.key, headers=item.headers or None
+                )
+            except Exception as exc:  # sorted by the caller: retriable or fatal
+                failed.append((item, exc))
+            else:
+                sent.append((item, future))
+        results = await asyncio.gather(*(f for _, f in sent), return_exceptions=True)
+        for (item, _), result in zip(sent, results, strict=True):
+            if isinstance(result, BaseException):
+                failed.append((item, result))
+        return failed
 
     # -- checkpoints -----------------------------------------------------------------
 

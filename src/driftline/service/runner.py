@@ -6,6 +6,8 @@ import asyncio
 import logging
 import signal
 import sys
+import time
+from collections.abc import Callable
 
 import orjson
 from aiokafka.errors import KafkaError
@@ -32,12 +34,59 @@ class JsonLinesFormatter(logging.Formatter):
         return orjson.dumps(entry).decode()
 
 
+class RepeatFilter(logging.Filter):
+    """Let each of a library's message templates through at most once per ``interval``
+    seconds; the next one that passes says how many were dropped.
+
+    While the broker is away aiokafka logs the same connection error many times a second.
+
+    >>> now = [0.0]
+    >>> repeats = RepeatFilter("aiokafka", interval=10, clock=lambda: now[0])
+    >>> def record(name):
+    ...     return logging.LogRecord(name, logging.ERROR, "", 0, "broken: %s", ("x",), None)
+    >>> [repeats.filter(record("aiokafka.client")) for _ in range(3)]
+    [True, False, False]
+    >>> repeats.filter(record("driftline.service.app"))
+    True
+    >>> now[0] = 11.0
+    >>> again = record("aiokafka.client")
+    >>> repeats.filter(again), again.getMessage()
+    (True, 'broken: x (2 similar messages dropped)')
+    """
+
+    def __init__(
+        self, prefix: str, *, interval: float = 10.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        super().__init__()
+        self.prefix = prefix
+        self.interval = interval
+        self.clock = clock
+        self.last: dict[tuple[str, int, str], float] = {}
+        self.dropped: dict[tuple[str, int, str], int] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith(self.prefix):
+            return True
+        key = (record.name, record.levelno, str(record.msg))
+        now = self.clock()
+        last = self.last.get(key)
+        if last is not None and now - last < self.interval:
+            self.dropped[key] = self.dropped.get(key, 0) + 1
+            return False
+        self.last[key] = now
+        dropped = self.dropped.pop(key, 0)
+        if dropped:
+            record.msg = f"{record.msg} ({dropped} similar messages dropped)"
+        return True
+
+
 def setup_logging(settings: Settings) -> None:
     handler = logging.StreamHandler(sys.stderr)
     if settings.logging.json_lines:
         handler.setFormatter(JsonLinesFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RepeatFilter("aiokafka"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.logging.level)
