@@ -238,10 +238,18 @@ def _kafka_failure(settings: Settings, exc: Exception) -> str:
     )
 
     security = settings.kafka.security
+    causes: list[BaseException] = [exc]  # the error and what it wraps, if anything
+    while len(causes) < 10:
+        wrapped = causes[-1].__cause__ or causes[-1].__context__
+        if wrapped is None:
+            break
+        causes.append(wrapped)
     reason: str | None = None
-    if isinstance(exc, SaslAuthenticationFailed | UnsupportedSaslMechanismError):
-        reason = str(exc)
-    elif isinstance(exc, IllegalSaslStateError | KafkaConnectionError):
+    rejected = [c for c in causes if isinstance(c, SaslAuthenticationFailed)]
+    rejected += [c for c in causes if isinstance(c, UnsupportedSaslMechanismError)]
+    if rejected:
+        reason = str(rejected[0])
+    elif any(isinstance(c, IllegalSaslStateError | KafkaConnectionError) for c in causes):
         reason = asyncio.run(_sasl_rejection(settings))
     if reason is None:
         return f"error: {exc}"

@@ -38,10 +38,18 @@ class CategoryColumn:
     violations: npt.NDArray[np.bool_] | None
 
 
-def numeric_column(raw: Sequence[Scalar] | None, rows: int) -> NumericColumn:
-    """Numbers as float64 (booleans and strings are type violations)."""
+def numeric_column(
+    raw: Sequence[Scalar] | npt.NDArray[np.float64] | None, rows: int
+) -> NumericColumn:
+    """Numbers as float64 (booleans and strings are type violations).
+
+    ``raw`` may already be a float64 array (NaN where missing), e.g. a
+    :attr:`driftline.events.ModelBatch.numeric_columns` entry; it is used as is.
+    """
     if raw is None:
         return NumericColumn(np.full(rows, np.nan), None)
+    if isinstance(raw, np.ndarray):
+        return NumericColumn(raw, None)
     if set(map(type, raw)) <= _NUMBER_TYPES:
         return NumericColumn(np.array(raw, dtype=np.float64), None)
     ok = [type(v) is int or type(v) is float for v in raw]

@@ -47,12 +47,15 @@ class MonitorPlan:
     page_hinkley: dict[str, Any]
 
 
-def _typed(kind: FeatureKind, raw: list[Scalar] | None, rows: int) -> Column:
+def _typed(kind: FeatureKind, batch: ModelBatch, name: str) -> Column:
+    rows = len(batch)
     if kind is FeatureKind.NUMERIC:
-        return numeric_column(raw, rows)
+        if batch.numeric_columns is not None:  # float64 already: no Python value per row
+            return numeric_column(batch.numeric_columns.get(name), rows)
+        return numeric_column(batch.columns.get(name), rows)
     if kind is FeatureKind.BOOLEAN:
-        return boolean_column(raw, rows)
-    return category_column(raw, rows)
+        return boolean_column(batch.column(name), rows)
+    return category_column(batch.column(name), rows)
 
 
 class ModelMonitor:
@@ -174,9 +177,7 @@ class ModelMonitor:
                 return []
         if start >= rows:
             return []
-        columns = {
-            name: _typed(kind, batch.columns.get(name), rows) for name, kind in self.kinds.items()
-        }
+        columns = {name: _typed(kind, batch, name) for name, kind in self.kinds.items()}
         out: list[tuple[int, Finding]] = []
         for seg_start, seg_stop, closes_before in self._segments(batch, start):
             if closes_before and self.window_rows:

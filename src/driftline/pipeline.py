@@ -212,14 +212,14 @@ class Pipeline:
             if version is None:
                 self.counters.ignored[key] += len(batch)
                 continue
+            parts = [batch]
             if version.monitor.warming_up:
-                batch = self._admit_to_warmup(version.monitor, batch, payloads, dead_letters)
-                if not len(batch):
-                    continue
-            self.counters.events[key] += len(batch)
-            batch_latest = float(batch.timestamps.max())
-            latest = batch_latest if latest is None else max(latest, batch_latest)
-            found.extend((index, key, f) for index, f in version.monitor.process(batch))
+                parts = self._warmup_parts(version.monitor, batch, payloads, dead_letters)
+            for part in parts:
+                self.counters.events[key] += len(part)
+                part_latest = float(part.timestamps.max())
+                latest = part_latest if latest is None else max(latest, part_latest)
+                found.extend((index, key, f) for index, f in version.monitor.process(part))
         if len(dead_letters) > limited:  # limits rejected valid events: back to input order
             dead_letters.sort(key=lambda letter: letter.index)
         for dead in dead_letters:
@@ -256,56 +256,49 @@ class Pipeline:
     def max_model_versions(self) -> int:
         return self.settings.limits.max_model_versions
 
-    def _admit_to_warmup(
+    def _warmup_parts(
         self,
         monitor: ModelMonitor,
         batch: ModelBatch,
         payloads: Sequence[bytes],
         dead_letters: list[DeadLetter],
-    ) -> ModelBatch:
-        """``batch`` without the warm-up rows that would take the warm-up beyond
-        :attr:`warmup_columns` columns (those become dead letters), in row order."""
+    ) -> list[ModelBatch]:
+        """``batch`` of a warming-up version as its warm-up rows and the rows after the
+        warm-up ends (each with only its own rows' columns, so a learned profile does not
+        depend on where batches are cut); warm-up rows that would take the warm-up beyond
+        :attr:`warmup_columns` columns become dead letters instead."""
         cap = self.warmup_columns
         names = set(monitor.warmup)
-        if len(names) + len(batch.columns) <= cap or len(names.union(batch.columns)) <= cap:
-            return batch
         room = monitor.plan.warmup_events - monitor.warmup_rows
-        keep: list[int] = []
-        kept_names: set[str] = set()
+        fits = len(names) + len(batch.columns) <= cap or len(names.union(batch.columns)) <= cap
+        if fits and len(batch) <= room:
+            return [batch]
+        warmup: tuple[list[int], set[str]] = ([], set())
+        later: tuple[list[int], set[str]] = ([], set())
         for row, index in enumerate(batch.indices.tolist()):
             row_names = _row_columns(payloads[index])
-            if len(keep) < room:  # a warm-up row (later rows are monitored)
-                new = row_names - names
-                if len(names) + len(new) > cap:
-                    dead_letters.append(
-                        DeadLetter(
-                            index,
-                            DeadLetterReason.TOO_MANY_WARMUP_FEATURES,
-                            f"event adds {len(new)} columns to the warm-up of model "
-                            f"{batch.model_id!r} version {batch.model_version!r}, which holds "
-                            f"{len(names)} of at most {cap} "
-                            "(limits.max_warmup_values / warmup_events)",
-                            payloads[index],
-                        )
+            part = warmup
+            if len(warmup[0]) >= room:
+                part = later
+            elif len(names | row_names) > cap:
+                new = len(row_names - names)
+                dead_letters.append(
+                    DeadLetter(
+                        index,
+                        DeadLetterReason.TOO_MANY_WARMUP_FEATURES,
+                        f"event adds {new} columns to the warm-up of model "
+                        f"{batch.model_id!r} version {batch.model_version!r}, which holds "
+                        f"{len(names)} of at most {cap} (limits.max_warmup_values / "
+                        "warmup_events)",
+                        payloads[index],
                     )
-                    continue
-                names |= new
-            keep.append(row)
-            kept_names |= row_names
-        if len(keep) == len(batch):
-            return batch
-        return ModelBatch(
-            model_id=batch.model_id,
-            model_version=batch.model_version,
-            indices=batch.indices[keep],
-            event_ids=[batch.event_ids[row] for row in keep],
-            timestamps=batch.timestamps[keep],
-            columns={
-                name: [column[row] for row in keep]
-                for name, column in batch.columns.items()
-                if name in kept_names
-            },
-        )
+                )
+                continue
+            else:
+                names |= row_names
+            part[0].append(row)
+            part[1].update(row_names)
+        return [_rows(batch, rows, used) for rows, used in (warmup, later) if rows]
 
     def _version(self, key: ModelKey) -> _ModelVersion | None:
         if key in self.versions:
@@ -360,6 +353,24 @@ def _too_many_models(
     )
     reason = DeadLetterReason.TOO_MANY_MODELS
     return [DeadLetter(i, reason, message, payloads[i]) for i in batch.indices.tolist()]
+
+
+def _rows(batch: ModelBatch, rows: list[int], names: set[str]) -> ModelBatch:
+    """The rows ``rows`` of ``batch``, with the columns ``names`` (those rows' own)."""
+    if len(rows) == len(batch):
+        return batch
+    return ModelBatch(
+        model_id=batch.model_id,
+        model_version=batch.model_version,
+        indices=batch.indices[rows],
+        event_ids=[batch.event_ids[row] for row in rows],
+        timestamps=batch.timestamps[rows],
+        columns={
+            name: [column[row] for row in rows]
+            for name, column in batch.columns.items()
+            if name in names
+        },
+    )
 
 
 def _row_columns(payload: bytes) -> set[str]:

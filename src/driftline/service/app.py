@@ -8,6 +8,14 @@ topic together with the next input offset it covers, and only after that record 
 acknowledged is the offset committed. On assignment the latest checkpoint is restored and
 reading resumes at its offset: the events after it are processed again and produce the
 same outputs with the same ids, which consumers deduplicate.
+
+Faults: a produce that fails with a retriable error (broker away, leader moving, an output
+topic being recreated, a timeout) is sent again, the same records, with a bounded backoff,
+and nothing after it (offsets, checkpoints) happens until Kafka acknowledged it; a commit
+refused because the group rebalanced is logged (the acknowledged checkpoint is what the
+next owner resumes from). A background probe asks the cluster for metadata every second
+and readiness follows its answer. Only errors retrying cannot fix (authorization,
+authentication, a record too large) stop the service, as :class:`FatalKafkaError`.
 """
 
 from __future__ import annotations
@@ -93,11 +101,22 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
     def __init__(self, service: MonitorService) -> None:
         self.service = service
 
+    # aiokafka logs and swallows a listener's exception; the service keeps it and stops
+    # (a partition assigned without its state would otherwise be silently skipped).
+
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        await self.service.release(revoked)
+        try:
+            await self.service.release(revoked)
+        except Exception as exc:
+            self.service.failure = exc
+            raise
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        await self.service.adopt(assigned)
+        try:
+            await self.service.adopt(assigned)
+        except Exception as exc:
+            self.service.failure = exc
+            raise
 
 
 class MonitorService:
@@ -125,6 +144,8 @@ class MonitorService:
         self.assigned_once = False
         self.restoring = False
         self.running = False
+        self.failure: Exception | None = None
+        """An error raised in a rebalance callback; the consumer loop re-raises it."""
         self.broker_reachable = True
         """Last answer of the broker-health probe (metadata request with a short timeout)."""
 
@@ -157,6 +178,8 @@ class MonitorService:
             log.info("consuming %s as group %s", ", ".join(kafka.input_topics), kafka.group_id)
             while not stop.is_set():
                 batch = await self._next_batch(stop)
+                if self.failure is not None:
+                    raise self.failure
                 for tp, records in batch.items():
                     await self._process(tp, records)
                 await self._checkpoint_due()

@@ -22,6 +22,11 @@ from driftline.service.kafka_clients import MAX_STATE_RECORD_BYTES, make_admin
 
 log = logging.getLogger(__name__)
 
+DEAD_LETTER_MAX_MESSAGE_BYTES = MAX_STATE_RECORD_BYTES + 1024 * 1024
+"""``max.message.bytes`` of the dead-letter topic: a dead letter is the input record
+unchanged plus headers, so the topic accepts the largest record the service's producer
+sends (its ``max_request_size``), more than any input topic accepts by default."""
+
 
 class TopicError(RuntimeError):
     """A topic driftline needs is missing or misconfigured."""
@@ -40,7 +45,11 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
     specs += [
         TopicSpec(kafka.alerts_topic, "alerts", {}),
         TopicSpec(kafka.retrain_topic, "retrain requests", {}),
-        TopicSpec(kafka.dead_letter_topic, "dead letters", {}),
+        TopicSpec(
+            kafka.dead_letter_topic,
+            "dead letters",
+            {"max.message.bytes": str(DEAD_LETTER_MAX_MESSAGE_BYTES)},
+        ),
         TopicSpec(
             kafka.state_topic,
             "state",
@@ -99,10 +108,17 @@ async def differences(settings: Settings, admin: Any) -> list[str]:
                         f"(cleanup.policy={actual.get(key)!r})"
                     )
                 elif key == "max.message.bytes" and int(actual.get(key, "0")) < int(value):
-                    problems.append(
-                        f"state topic {spec.name!r} accepts records up to "
-                        f"{actual.get(key)} bytes; checkpoints may need {value}"
-                    )
+                    if spec.role == "state":
+                        problems.append(
+                            f"state topic {spec.name!r} accepts records up to "
+                            f"{actual.get(key)} bytes; checkpoints may need {value}"
+                        )
+                    else:  # an input record this large stops the service when dead-lettered
+                        problems.append(
+                            f"dead-letter topic {spec.name!r} accepts records up to "
+                            f"{actual.get(key)} bytes, driftline creates it with {value}: a "
+                            "larger dead letter stops the service (fine if intended)"
+                        )
     return problems
 
 
@@ -140,7 +156,10 @@ async def check_topics(settings: Settings) -> int:
     admin = make_admin(settings.kafka)
     await admin.start()
     try:
-        problems = [p for p in await differences(settings, admin) if "(fine if intended)" not in p]
+        found = await differences(settings, admin)
+        problems = [p for p in found if "(fine if intended)" not in p]
+        for advisory in sorted(set(found) - set(problems)):
+            log.warning("%s", advisory)
         counts = await _existing(admin, [settings.kafka.state_topic])
     finally:
         await admin.close()
