@@ -375,21 +375,57 @@ timestamps = st.one_of(
 )  # fmt: skip
 
 
+safe = st.text(
+    alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7F, exclude_characters='"\\'),
+    min_size=1,
+    max_size=6,
+)
+numbers = st.one_of(
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.integers(-(10**15), 10**15),
+    st.sampled_from([0, -0.0, 0.1, 1e308, 5e-324, 2**53 + 1, 2**63, 2**64 - 1]),
+)
+good_fields: dict[str, st.SearchStrategy[Any]] = {
+    "event_id": safe,
+    "model_id": st.sampled_from(["m", "m", "n"]),
+    "model_version": st.sampled_from(["v1", "1", 1, 7, 0]),
+    "timestamp": st.one_of(
+        st.integers(0, 253402300799000),
+        st.floats(0, 253402300799000),
+        st.sampled_from(["2024-05-01T12:00:00Z", "2024-05-01T12:00:00.25-03:30"]),
+    ),
+    "features": st.dictionaries(
+        st.sampled_from(["a", "b", "c", "d"]) | safe.filter(lambda n: not n.startswith("__")),
+        st.none() | numbers,
+        max_size=6,
+    ),
+    "prediction": st.none() | numbers,
+    "label": st.none() | numbers,
+    "extra": st.one_of(st.none(), st.booleans(), numbers, safe),
+}
+any_fields: dict[str, st.SearchStrategy[Any]] = {
+    "event_id": ids,
+    "model_id": ids,
+    "model_version": versions,
+    "timestamp": timestamps,
+    "features": st.dictionaries(names, feature_values, max_size=6) | scalars,
+    "prediction": scalars | st.dictionaries(names, feature_values, max_size=2),
+    "label": scalars | st.just([1]),
+    "extra": scalars | st.just([1]) | st.just({"k": None}),
+}
+ABSENT = {"event_id": 2, "model_id": 2, "model_version": 2, "timestamp": 2, "features": 10,
+          "prediction": 40, "label": 60, "extra": 60}  # fmt: skip
+
+
 @st.composite
 def near_canonical_events(draw: st.DrawFn) -> dict[str, Any]:
+    """Mostly canonical events; each field is sometimes absent or anything at all."""
     fields: dict[str, Any] = {}
-    for name, values, p_absent in (
-        ("event_id", ids, 0.05),
-        ("model_id", st.sampled_from(["m", "m", "n", ""]) | ids, 0.05),
-        ("model_version", versions, 0.05),
-        ("timestamp", timestamps, 0.05),
-        ("features", st.dictionaries(names, feature_values, max_size=6) | scalars, 0.2),
-        ("prediction", scalars | st.dictionaries(names, feature_values, max_size=2), 0.4),
-        ("label", scalars, 0.6),
-        ("extra", scalars | st.just([1]) | st.just({"k": None}), 0.7),
-    ):
-        if draw(st.integers(0, 99)) >= p_absent * 100:
-            fields[name] = draw(values)
+    for name, good in good_fields.items():
+        roll = draw(st.integers(0, 99))
+        if roll < ABSENT[name]:
+            continue
+        fields[name] = draw(any_fields[name] if roll >= 92 else good)
     order = draw(st.permutations(list(fields)))
     return {name: fields[name] for name in order}
 

@@ -209,16 +209,16 @@ class Pipeline:
                 dead_letters.extend(_too_many_models(batch, len(self.versions), payloads))
                 continue
             version = self._version(key)
-            if version is None:
-                self.counters.ignored[key] += len(batch)
-                continue
             parts = [batch]
-            if version.monitor.warming_up:
+            if version is not None and version.monitor.warming_up:
                 parts = self._warmup_parts(version.monitor, batch, payloads, dead_letters)
             for part in parts:
-                self.counters.events[key] += len(part)
                 part_latest = float(part.timestamps.max())
                 latest = part_latest if latest is None else max(latest, part_latest)
+                if version is None:
+                    self.counters.ignored[key] += len(part)
+                    continue
+                self.counters.events[key] += len(part)
                 found.extend((index, key, f) for index, f in version.monitor.process(part))
         if len(dead_letters) > limited:  # limits rejected valid events: back to input order
             dead_letters.sort(key=lambda letter: letter.index)

@@ -20,6 +20,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from driftline.findings import Finding
 from driftline.pipeline import PipelineOutput
 
 if TYPE_CHECKING:
@@ -156,23 +157,32 @@ class ServiceCollector(Collector):
             labels=["model_id", "model_version", "severity"],
         )
         series = dropped = 0
+        # A model version whose events are not keyed by model_id lives in several partitions:
+        # export the newest value per series, never two samples with the same labels.
+        newest: dict[tuple[str, str, str, str], Finding] = {}
         for part in service.partitions.values():
-            pipeline = part.pipeline
-            for key, findings in sorted(pipeline.latest.items()):
-                for (feature, detector), finding in sorted(findings.items()):
-                    if series >= self.max_series:
-                        dropped += 1
-                        continue
-                    statistic.add_metric([*key, feature, detector], finding.value)
-                    series += 1
-            for key, version in sorted(pipeline.versions.items()):
+            for key, findings in part.pipeline.latest.items():
+                for (feature, detector), finding in findings.items():
+                    labels = (*key, feature, detector)
+                    known = newest.get(labels)
+                    if known is None or finding.window_end > known.window_end:
+                        newest[labels] = finding
+        for labels, finding in sorted(newest.items()):
+            if series >= self.max_series:
+                dropped += 1
+                continue
+            statistic.add_metric(list(labels), finding.value)
+            series += 1
+        counts: dict[tuple[str, str, str], int] = {}
+        for part in service.partitions.values():
+            for key, version in part.pipeline.versions.items():
                 if version is None:
                     continue
-                counts: dict[str, int] = {}
                 for alert in version.alerts.firing():
-                    counts[alert.severity] = counts.get(alert.severity, 0) + 1
-                for severity, count in sorted(counts.items()):
-                    firing.add_metric([*key, severity], count)
+                    labels = (*key, alert.severity)
+                    counts[labels] = counts.get(labels, 0) + 1
+        for labels, count in sorted(counts.items()):
+            firing.add_metric(list(labels), count)
         yield statistic
         yield firing
         dropped_family = GaugeMetricFamily(
