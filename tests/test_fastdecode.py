@@ -177,6 +177,16 @@ def test_mixed_model_batch_merges_rows_in_input_order() -> None:
 
 
 @native
+def test_model_versions() -> None:
+    literals = ["7", "-7", "-0", "0", "07", "7.0", "7e0", "1e2", "999999999999999",
+                "1000000000000000", "18446744073709551616", '"7"', '""', "true", "null",
+                '"' + "v" * 512 + '"', '"' + "v" * 513 + '"']  # fmt: skip
+    payloads = [raw_event({"model_version": v, "features": "{}"}) for v in literals]
+    assert native_rows(payloads) == 5
+    assert_same(payloads)
+
+
+@native
 def test_duplicate_keys_go_to_python() -> None:
     payloads = [
         b'{"event_id":"e","event_id":"f","model_id":"m","model_version":1,"timestamp":1,'
@@ -204,7 +214,10 @@ SPECIAL_NUMBERS = [
     "9007199254740993.0", "9007199254740993e0", "1.00000000000000011102230246251565404",
     "7.038531e-26", "8.988465674311579e307", "0.000001", "123.456e-7", "1e22", "1e23",
     "9.999999999999999e22", "4503599627370497.5", "1" * 19 + ".5", "0." + "0" * 30 + "1",
-    "1e0000000000000000000001", "1e-99999999999", "1e99999999999",
+    "1e0000000000000000000001", "1e-99999999999", "1e99999999999", "0e100000",
+    "99999999999999999999.0", "18446744073709551616.0", "18446744073709551615e0",
+    "0.99999999999999999999", "9999999999999999999.9", "1844674407370955161.7",
+    "12345678901234567890123e-3", "0.000000000000000000001234567890123456789012",
     "01", "-", "-a", "1.", ".5", "+1", "1e", "1e+", "1.e5", "0x10", "1_0", "NaN",
     "Infinity", "-Infinity", "--1", "1.5.5", "1e5e5", "- 1", "00", "-01", "1 2",
 ]  # fmt: skip
@@ -330,6 +343,9 @@ def test_rfc3339_edges() -> None:
         "9999-12-31T23:59:59Z", "9999-12-31T23:59:59-01:00", "0001-01-01T00:00:00Z",
         "2024-05-01T12:00:00.Z", "2024-05-01T12:00:00+5:30", "2024-05-01T12:00:00Z ",
         " 2024-05-01T12:00:00Z", "2024-5-01T12:00:00Z", "2024-05-01T12:00Z",
+        "2016-12-31T23:59:60Z", "2024-05-01T24:00:00Z", "2024-05-01T12:60:00Z",
+        "2024-13-01T12:00:00Z", "2024-00-01T12:00:00Z", "2024-04-31T12:00:00Z",
+        "2024-05-00T12:00:00Z", "2024-05-01T12:00:00+24:00", "2024-05-01T12:00:00+23:60",
     ]  # fmt: skip
     payloads = [orjson.dumps(event(event_id=str(i), timestamp=t)) for i, t in enumerate(stamps)]
     assert native_rows(payloads) == 8  # the valid ones before 2^53 microseconds
@@ -474,6 +490,20 @@ def mutated(draw: st.DrawFn) -> bytes:
             stop = draw(st.integers(at, len(payload)))
             payload[stop:stop] = payload[at:stop]
     return bytes(payload)
+
+
+@native
+def test_whitespace_is_exactly_json_whitespace() -> None:
+    good = orjson.dumps(event())
+    spaced = [good.replace(b":", sep + b":" + sep) for sep in (b" ", b"\t", b"\n", b"\r")]
+    odd = [
+        good.replace(b",", sep + b",")
+        for sep in (b"\x0b", b"\x0c", b"\x00", b"\xc2\xa0", b"\x1c", b"\x85")
+    ]
+    ends = [b"\r\n" + good + b"\t \n", b"\xef\xbb\xbf" + good, good + b"\x00", good + b"\x0c"]
+    assert native_rows(spaced) == len(spaced) and native_rows(odd) == 0
+    assert native_rows(ends) == 1
+    assert_same([*spaced, *odd, *ends])
 
 
 @DETERMINISTIC

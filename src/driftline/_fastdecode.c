@@ -958,62 +958,89 @@ parse_number(const char **pp, const char *end, double *value, int *is_int, Slice
         negative = 1;
         p++;
     }
-    const char *int_start = p;
     if (p >= end) {
         return 0;
     }
+    /* One pass: check the grammar and gather up to 19 significant digits in m, the value
+       being m * 10^e10 unless `inexact` (more digits, or a huge exponent). */
+    const char *int_start = p;
+    uint64_t m = 0;
+    int sig = 0, inexact = 0, is_float = 0;
+    int64_t e10 = 0;
     if (*p == '0') {
         p++;
     }
     else if (*p >= '1' && *p <= '9') {
-        while (p < end && is_digit(*p)) {
+        do {
+            if (sig < 19) {
+                m = m * 10 + (uint64_t)(*p - '0');
+                sig++;
+            }
+            else {
+                inexact = 1;
+            }
             p++;
-        }
+        } while (p < end && is_digit(*p));
     }
     else {
         return 0;
     }
     const char *int_end = p;
-    const char *frac_start = NULL, *frac_end = NULL;
-    const char *exp_start = NULL;
-    int exp_negative = 0;
     if (p < end && *p == '.') {
-        p++;
-        frac_start = p;
+        const char *frac_start = ++p;
         while (p < end && is_digit(*p)) {
+            uint64_t d = (uint64_t)(*p - '0');
+            if (m == 0 && d == 0) {
+                e10--; /* leading zero */
+            }
+            else if (sig < 19) {
+                m = m * 10 + d;
+                sig++;
+                e10--;
+            }
+            else {
+                inexact = 1;
+            }
             p++;
         }
         if (p == frac_start) {
             return 0;
         }
-        frac_end = p;
+        is_float = 1;
     }
     if (p < end && (*p == 'e' || *p == 'E')) {
         p++;
+        int exp_negative = 0;
         if (p < end && (*p == '+' || *p == '-')) {
             exp_negative = *p == '-';
             p++;
         }
-        exp_start = p;
+        const char *exp_start = p;
+        int64_t e = 0;
         while (p < end && is_digit(*p)) {
+            if (e < 100000) {
+                e = e * 10 + (*p - '0');
+            }
             p++;
         }
         if (p == exp_start) {
             return 0;
         }
+        if (e >= 100000) {
+            inexact = 1; /* leave huge exponents (0 or overflow) to the exact conversion */
+        }
+        e10 += exp_negative ? -e : e;
+        is_float = 1;
     }
     *pp = p;
 
-    if (frac_start == NULL && exp_start == NULL) {
+    if (!is_float) {
         Py_ssize_t n = int_end - int_start;
         if (n > MAX_INT_DIGITS) {
             return 0;
         }
-        int64_t v = 0;
-        for (const char *q = int_start; q < int_end; q++) {
-            v = v * 10 + (*q - '0');
-        }
-        *value = (double)(negative ? -v : v); /* exact: |v| < 10^15; -0 is 0 */
+        /* exact: m < 10^15; "-0" is the int 0, so 0.0 */
+        *value = (double)(negative ? -(int64_t)m : (int64_t)m);
         *is_int = 1;
         digits->p = int_start;
         digits->n = n;
@@ -1021,76 +1048,26 @@ parse_number(const char **pp, const char *end, double *value, int *is_int, Slice
     }
     *is_int = 0;
 
+    if (!inexact) {
+        if (m == 0) {
+            *value = negative ? -0.0 : 0.0;
+            return 1;
+        }
 #if FLT_EVAL_METHOD == 0
-    /* Clinger's fast path: an exact significand <= 2^53 and an exact power of ten <= 1e22
-       make one correctly rounded IEEE operation. */
-    {
-        uint64_t m = 0;
-        int sig = 0, ok = 1;
-        long e10 = 0;
-        for (const char *q = int_start; q < int_end && ok; q++) {
-            int d = *q - '0';
-            if (m == 0 && d == 0) {
-                continue;
-            }
-            if (sig >= 19) {
-                ok = 0;
-                break;
-            }
-            m = m * 10 + (uint64_t)d;
-            sig++;
+        /* Clinger's fast path: an exact significand <= 2^53 and an exact power of ten
+           <= 1e22 make one correctly rounded IEEE operation. */
+        if (m <= (1ULL << 53) && e10 >= -22 && e10 <= 22) {
+            double r = e10 < 0 ? (double)m / POW10[-e10] : (double)m * POW10[e10];
+            *value = negative ? -r : r;
+            return 1;
         }
-        if (frac_start != NULL) {
-            for (const char *q = frac_start; q < frac_end && ok; q++) {
-                int d = *q - '0';
-                e10--;
-                if (m == 0 && d == 0) {
-                    continue;
-                }
-                if (sig >= 19) {
-                    ok = 0;
-                    break;
-                }
-                m = m * 10 + (uint64_t)d;
-                sig++;
-            }
-        }
-        if (ok && exp_start != NULL) {
-            long e = 0;
-            for (const char *q = exp_start; q < p; q++) {
-                if (e > 100000) {
-                    ok = 0; /* leave huge exponents to the slow path */
-                    break;
-                }
-                e = e * 10 + (*q - '0');
-            }
-            e10 += exp_negative ? -e : e;
-        }
-        if (ok) {
-            double r;
-            int fast = 1;
-            if (m == 0) {
-                r = 0.0;
-            }
-            else if (m <= (1ULL << 53) && e10 >= -22 && e10 <= 22) {
-                r = e10 < 0 ? (double)m / POW10[-e10] : (double)m * POW10[e10];
-            }
-            else {
-                fast = 0;
-                r = 0.0;
-            }
-            if (fast) {
-                *value = negative ? -r : r;
-                return 1;
-            }
+#endif
 #ifdef HAVE_EISEL_LEMIRE
-            if (eisel_lemire(m, e10, negative, value)) {
-                return 1;
-            }
-#endif
+        if (eisel_lemire(m, e10, negative, value)) {
+            return 1;
         }
-    }
 #endif
+    }
     Py_ssize_t n = p - start;
     if (n >= MAX_LITERAL) {
         return 0;

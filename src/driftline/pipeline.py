@@ -103,6 +103,7 @@ class _ModelVersion:
         profile: ReferenceProfile | None,
     ) -> None:
         self.monitor = ModelMonitor(key[0], key[1], _plan(settings, entry), profile)
+        self._profile_ref: tuple[ReferenceProfile, ProfileRef] | None = None
         self.alerts = AlertPolicy(
             source=settings.source,
             settings=AlertPolicySettings(**settings.alerts.model_dump()),
@@ -152,10 +153,15 @@ class _ModelVersion:
         )
 
     def profile_ref(self) -> ProfileRef:
+        """The monitor's profile id and data hash (the id hashes the whole profile: cached)."""
         profile = self.monitor.profile
         if profile is None:
             return ProfileRef(profile_id=None, sha256=None)
-        return ProfileRef(profile_id=profile.profile_id, sha256=profile.source.sha256)
+        cached = self._profile_ref
+        if cached is None or cached[0] is not profile:
+            cached = (profile, ProfileRef(profile.profile_id, profile.source.sha256))
+            self._profile_ref = cached
+        return cached[1]
 
 
 class Pipeline:

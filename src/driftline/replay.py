@@ -27,19 +27,39 @@ class ReplaySinks:
     dead_letters: BinaryIO | None
 
 
-def read_batches(source: BinaryIO, batch_size: int) -> Iterator[tuple[list[int], list[bytes]]]:
-    """Yield (line numbers, line bytes) batches of non-blank lines."""
+def read_batches(
+    source: BinaryIO, batch_size: int, chunk_bytes: int = 1 << 22
+) -> Iterator[tuple[list[int], list[bytes]]]:
+    """Yield (line numbers, line bytes) batches of the non-blank lines of ``source``.
+
+    Reads big chunks and splits them at once; only a chunk holding blank lines or ``\\r``
+    is walked line by line.
+    """
     numbers: list[int] = []
     lines: list[bytes] = []
-    for number, line in enumerate(source, start=1):
-        payload = line.rstrip(b"\r\n")
-        if not payload.strip():
-            continue
-        numbers.append(number)
-        lines.append(payload)
-        if len(lines) >= batch_size:
-            yield numbers, lines
-            numbers, lines = [], []
+    first_number = 1
+    carry = b""
+    while True:
+        chunk = source.read(chunk_bytes)
+        data = carry + chunk
+        parts = data.split(b"\n") if data else []
+        carry = parts.pop() if chunk and parts else b""
+        if parts:
+            if b"\r" not in data and all(map(bytes.strip, parts)):
+                numbers.extend(range(first_number, first_number + len(parts)))
+                lines.extend(parts)
+            else:
+                for offset, part in enumerate(parts):
+                    payload = part.rstrip(b"\r")
+                    if payload.strip():
+                        numbers.append(first_number + offset)
+                        lines.append(payload)
+            first_number += len(parts)
+        while len(lines) >= batch_size:
+            yield numbers[:batch_size], lines[:batch_size]
+            del numbers[:batch_size], lines[:batch_size]
+        if not chunk:
+            break
     if lines:
         yield numbers, lines
 

@@ -72,8 +72,7 @@ def _assert_counted_once(
     expected_events: dict[str, int], expected_dead: dict[str, int], *services: ServiceProcess
 ) -> None:
     events, dead = status_counts(*services)
-    assert events == expected_events
-    assert dead == expected_dead
+    assert (events, dead) == (expected_events, expected_dead)
     assert sum(events.values()) + sum(dead.values()) == sum(expected_events.values()) + len(BAD)
 
 

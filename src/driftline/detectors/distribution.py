@@ -23,6 +23,17 @@ def _shares_smoothed(counts: Counts) -> Floats:
     return out
 
 
+def smoothed_shares(counts: Counts) -> Floats:
+    """The shares :func:`psi` compares (precompute them once for a fixed reference)."""
+    return _shares_smoothed(counts)
+
+
+def psi_against(reference_shares: Floats, window: Counts) -> float:
+    """:func:`psi` with the reference's :func:`smoothed_shares` precomputed."""
+    w = _shares_smoothed(window)
+    return float(np.sum((w - reference_shares) * np.log(w / reference_shares)))
+
+
 def psi(reference: Counts, window: Counts) -> float:
     """Population stability index ``sum((w - r) * ln(w / r))`` over bins.
 
@@ -31,9 +42,7 @@ def psi(reference: Counts, window: Counts) -> float:
     >>> round(psi(np.array([500, 500]), np.array([900, 100])), 3)
     0.876
     """
-    r = _shares_smoothed(reference)
-    w = _shares_smoothed(window)
-    return float(np.sum((w - r) * np.log(w / r)))
+    return psi_against(_shares_smoothed(reference), window)
 
 
 def jensen_shannon(reference: Counts, window: Counts) -> float:

@@ -21,6 +21,8 @@ from driftline.detectors.distribution import (
     jensen_shannon,
     ks_binned,
     psi,
+    psi_against,
+    smoothed_shares,
     wasserstein_binned,
 )
 from driftline.features import CategoryColumn, NumericColumn
@@ -67,6 +69,10 @@ class NumericReference:
         self.maximum = summary.maximum
         self.std = summary.std
         self.missing_rate = profile.missing_rate
+        # Constant parts of every window's statistics and evidence, computed once.
+        self.coarse_smoothed = smoothed_shares(self.coarse_counts)
+        self.coarse_edges_rounded: list[float] = np.round(self.coarse_edges, 6).tolist()
+        self.coarse_shares = _shares(self.coarse_counts)
 
     def coarse(self, fine: Counts) -> Counts:
         out: Counts = np.bincount(
@@ -124,8 +130,15 @@ class NumericWindow:
             evidence: dict[str, Any] = {}
             if name == "psi" or name == "jensen_shannon":
                 coarse = ref.coarse(window)
-                value = (psi if name == "psi" else jensen_shannon)(ref.coarse_counts, coarse)
-                evidence = _bin_evidence(ref.coarse_edges, ref.coarse_counts, coarse)
+                if name == "psi":
+                    value = psi_against(ref.coarse_smoothed, coarse)
+                else:
+                    value = jensen_shannon(ref.coarse_counts, coarse)
+                evidence = {
+                    "bin_edges": ref.coarse_edges_rounded,
+                    "reference_shares": ref.coarse_shares,
+                    "window_shares": _shares(coarse),
+                }
             elif name == "ks":
                 value = ks_binned(ref.fine_counts, window)
             elif name == "wasserstein":
@@ -279,14 +292,6 @@ def _shares(counts: Counts) -> list[float]:
     total = max(int(counts.sum()), 1)
     shares: list[float] = np.round(counts / total, 6).tolist()
     return shares
-
-
-def _bin_evidence(edges: npt.NDArray[np.float64], ref: Counts, win: Counts) -> dict[str, Any]:
-    return {
-        "bin_edges": np.round(edges, 6).tolist(),
-        "reference_shares": _shares(ref),
-        "window_shares": _shares(win),
-    }
 
 
 def _category_evidence(categories: list[str], ref: Counts, win: Counts) -> dict[str, Any]:

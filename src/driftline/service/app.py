@@ -16,12 +16,13 @@ refused because the group rebalanced is logged (the acknowledged checkpoint is w
 next owner resumes from). A background probe asks the cluster for metadata every second
 and readiness follows its answer. Only errors retrying cannot fix (authorization,
 authentication, a record too large) stop the service, as :class:`FatalKafkaError`.
+Rebalance callbacks (run by aiokafka's coordinator task) and batch processing take turns
+under one lock, so a partition is never checkpointed in the middle of a batch.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -56,9 +57,9 @@ log = logging.getLogger(__name__)
 RETRY_BACKOFF_SECONDS = (0.2, 5.0)
 #: How often the broker-health probe asks the cluster for metadata, and how long it waits.
 PROBE_INTERVAL_SECONDS = 1.0
+PROBE_TIMEOUT_SECONDS = 3.0
 #: Log a warning this often while outputs wait for their acknowledgement.
 ACK_WARNING_SECONDS = 5.0
-PROBE_TIMEOUT_SECONDS = 3.0
 
 
 class FatalKafkaError(KafkaError):  # type: ignore[misc]
@@ -67,7 +68,14 @@ class FatalKafkaError(KafkaError):  # type: ignore[misc]
 
 def is_retriable(exc: BaseException) -> bool:
     """Whether waiting and trying again can succeed (broker away, leader moving, topic
-    being recreated, timeouts); anything else stops the service."""
+    being recreated, timeouts); anything else stops the service.
+
+    >>> from aiokafka.errors import NotLeaderForPartitionError, TopicAuthorizationFailedError
+    >>> is_retriable(NotLeaderForPartitionError()), is_retriable(KafkaTimeoutError())
+    (True, True)
+    >>> is_retriable(TopicAuthorizationFailedError())
+    False
+    """
     if isinstance(exc, KafkaTimeoutError | TimeoutError | ConnectionError):
         return True
     return isinstance(exc, KafkaError) and bool(getattr(exc, "retriable", False))
@@ -95,25 +103,33 @@ class PartitionState:
     events_since_checkpoint: int = 0
     last_checkpoint: float = field(default_factory=time.monotonic)
     restored_from: int | None = None
+    adopted: int = 0
+    """The service's adoption count when this state was created: batches fetched before
+    it belong to an earlier assignment of the partition and are not processed."""
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
     def __init__(self, service: MonitorService) -> None:
         self.service = service
 
-    # aiokafka logs and swallows a listener's exception; the service keeps it and stops
-    # (a partition assigned without its state would otherwise be silently skipped).
+    # aiokafka calls these from its coordinator task, concurrently with the consumer loop:
+    # the service's lock keeps a rebalance from checkpointing a partition in the middle of
+    # a batch (its state would include events its offset does not cover). aiokafka logs
+    # and swallows a listener's exception; the service keeps it and stops (a partition
+    # assigned without its state would otherwise be silently skipped).
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
         try:
-            await self.service.release(revoked)
+            async with self.service.lock:
+                await self.service.release(revoked)
         except Exception as exc:
             self.service.failure = exc
             raise
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         try:
-            await self.service.adopt(assigned)
+            async with self.service.lock:
+                await self.service.adopt(assigned)
         except Exception as exc:
             self.service.failure = exc
             raise
@@ -145,6 +161,11 @@ class MonitorService:
         self.restoring = False
         self.running = False
         self.failure: Exception | None = None
+        self.lock = asyncio.Lock()
+        """Held while a batch is processed or checkpointed and while a rebalance callback
+        runs: partitions change only between batches."""
+        self.adoptions = 0
+        """Number of rebalance assignments so far (see PartitionState.adopted)."""
         """An error raised in a rebalance callback; the consumer loop re-raises it."""
         self.broker_reachable = True
         """Last answer of the broker-health probe (metadata request with a short timeout)."""
@@ -177,13 +198,16 @@ class MonitorService:
             self.running = True
             log.info("consuming %s as group %s", ", ".join(kafka.input_topics), kafka.group_id)
             while not stop.is_set():
+                fetched_at = self.adoptions
                 batch = await self._next_batch(stop)
                 if self.failure is not None:
                     raise self.failure
-                for tp, records in batch.items():
-                    await self._process(tp, records)
-                await self._checkpoint_due()
-            await self.release(list(self.partitions))
+                async with self.lock:
+                    for tp, records in batch.items():
+                        await self._process(tp, records, fetched_at)
+                    await self._checkpoint_due()
+            async with self.lock:
+                await self.release(list(self.partitions))
         finally:
             self.running = False
             for stop_client in reversed(started):
@@ -209,9 +233,16 @@ class MonitorService:
 
     # -- processing ------------------------------------------------------------------
 
-    async def _process(self, tp: TopicPartition, records: list[ConsumerRecord]) -> None:
+    async def _process(
+        self, tp: TopicPartition, records: list[ConsumerRecord], fetched_at: int
+    ) -> None:
         part = self.partitions.get(tp)
         if part is None:  # revoked while the batch was in flight
+            return
+        if part.adopted > fetched_at:
+            # Fetched while the partition was being (re)assigned: it may predate the
+            # restored checkpoint. Read again from where the restored state resumes.
+            await self._rewind(part)
             return
         if part.next_offset is not None:
             records = [r for r in records if r.offset >= part.next_offset]
@@ -227,6 +258,18 @@ class MonitorService:
         self.metrics.batch_processed(
             tp, records, output, seconds=self.clock() - started, consumed_at=consumed_at
         )
+
+    async def _rewind(self, part: PartitionState) -> None:
+        assert self.consumer is not None
+        tp = part.topic_partition
+        if part.next_offset is not None:
+            self.consumer.seek(tp, part.next_offset)
+            return
+        committed = await self.consumer.committed(tp)
+        if committed is not None:
+            self.consumer.seek(tp, committed)
+        else:
+            await self.consumer.seek_to_beginning(tp)
 
     async def _publish(
         self, tp: TopicPartition, records: list[ConsumerRecord], output: PipelineOutput
@@ -381,8 +424,11 @@ class MonitorService:
         try:
             new = [tp for tp in assigned if tp not in self.partitions]
             checkpoints = await self._read_checkpoints() if new else {}
+            self.adoptions += 1
             for tp in new:
-                self.partitions[tp] = self._restore(tp, checkpoints.get(tp))
+                part = self._restore(tp, checkpoints.get(tp))
+                part.adopted = self.adoptions
+                self.partitions[tp] = part
             self.assigned_once = True
         finally:
             self.restoring = False
@@ -419,11 +465,15 @@ class MonitorService:
         try:
             while True:
                 try:
-                    if not bootstrapped:
-                        await asyncio.wait_for(client.bootstrap(), PROBE_TIMEOUT_SECONDS)
-                        bootstrapped = True
-                    else:
-                        await asyncio.wait_for(client.fetch_all_metadata(), PROBE_TIMEOUT_SECONDS)
+                    # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a
+                    # cancellation that races with completion, and the probe would outlive
+                    # the service's shutdown (seen once: SIGTERM hung for 60 s).
+                    async with asyncio.timeout(PROBE_TIMEOUT_SECONDS):
+                        if not bootstrapped:
+                            await client.bootstrap()
+                            bootstrapped = True
+                        else:
+                            await client.fetch_all_metadata()
                     reachable, problem = True, None
                 except (TimeoutError, KafkaError, OSError) as exc:
                     reachable = False
@@ -462,6 +512,9 @@ class MonitorService:
 
 
 async def _cancel(task: asyncio.Future[None]) -> None:
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    """Cancel ``task`` and wait for its end, cancelling again should one be swallowed."""
+    while not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=1.0)
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("broker probe ended with %r", task.exception())

@@ -163,26 +163,26 @@ class ServiceCollector(Collector):
         for part in service.partitions.values():
             for key, findings in part.pipeline.latest.items():
                 for (feature, detector), finding in findings.items():
-                    labels = (*key, feature, detector)
-                    known = newest.get(labels)
+                    series_key = (*key, feature, detector)
+                    known = newest.get(series_key)
                     if known is None or finding.window_end > known.window_end:
-                        newest[labels] = finding
-        for labels, finding in sorted(newest.items()):
+                        newest[series_key] = finding
+        for series_key, finding in sorted(newest.items(), key=lambda item: item[0]):
             if series >= self.max_series:
                 dropped += 1
                 continue
-            statistic.add_metric(list(labels), finding.value)
+            statistic.add_metric(list(series_key), finding.value)
             series += 1
-        counts: dict[tuple[str, str, str], int] = {}
+        counts: dict[tuple[str, ...], int] = {}
         for part in service.partitions.values():
             for key, version in part.pipeline.versions.items():
                 if version is None:
                     continue
                 for alert in version.alerts.firing():
-                    labels = (*key, alert.severity)
-                    counts[labels] = counts.get(labels, 0) + 1
-        for labels, count in sorted(counts.items()):
-            firing.add_metric(list(labels), count)
+                    firing_key: tuple[str, ...] = (*key, alert.severity)
+                    counts[firing_key] = counts.get(firing_key, 0) + 1
+        for firing_key, count in sorted(counts.items()):
+            firing.add_metric(list(firing_key), count)
         yield statistic
         yield firing
         dropped_family = GaugeMetricFamily(
