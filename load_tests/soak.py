@@ -647,6 +647,11 @@ def phase(samples: Sequence[Sample], lo: float, hi: float) -> dict[str, float]:
     }
 
 
+def args_interval(samples: Sequence[Sample]) -> str:
+    """The sampling interval, as text."""
+    return f"{samples[1].t - samples[0].t:.0f}" if len(samples) > 1 else "?"
+
+
 def _ms(seconds: float) -> str:
     return "n/a" if math.isnan(seconds) else f"{seconds * 1000:,.0f} ms"
 
@@ -692,7 +697,13 @@ def report(
             f"{p['rate']:,.0f} events/s |"
         )
     final = soak.final
+    worst_lag = max(samples, key=lambda s: s.lag)
+    worst_p99 = max(samples, key=lambda s: -1.0 if math.isnan(s.p99) else s.p99)
     lines += [
+        "",
+        f"worst {args_interval(samples)} s sample: lag {worst_lag.lag:,.0f} at "
+        f"t={worst_lag.t:.0f} s (service CPU {worst_lag.cpu_share:.0%} of a core, load "
+        f"average {worst_lag.load1:.1f}); p99 {_ms(worst_p99.p99)} at t={worst_p99.t:.0f} s",
         "",
         f"second half: RSS slope {verdict.rss_slope_mb_per_min:+.2f} MB/min, growth "
         f"{verdict.rss_growth:+.1%} (limit {RSS_GROWTH_LIMIT:.0%}: "

@@ -101,7 +101,8 @@ class ModelMonitor:
             if name in self.plan.excluded:
                 continue
             detectors = self.plan.feature_detectors.get(name, self.plan.detectors[feature.kind])
-            if not detectors:
+            summary = feature.numeric if feature.kind is FeatureKind.NUMERIC else feature.categories
+            if not detectors or summary is None:  # no values in the reference: nothing to compare
                 continue
             self.kinds[name] = feature.kind
             self.windows[name] = feature_window(

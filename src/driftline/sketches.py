@@ -97,18 +97,22 @@ class BinCounts:
         """Count a batch of values; NaN means missing. Infinite values are a ValueError."""
         x = np.asarray(values, dtype=np.float64).reshape(-1)
         nan = np.isnan(x)
-        n_missing = int(nan.sum())
-        if n_missing:
-            x = x[~nan]
-        if x.size and not np.isfinite(x).all():
-            raise ValueError("values must be finite (NaN marks a missing value)")
+        n_missing = int(np.count_nonzero(nan))
+        present = x[~nan] if n_missing else x
+        if present.size:
+            low, high = float(present.min()), float(present.max())
+            if not (math.isfinite(low) and math.isfinite(high)):
+                raise ValueError("values must be finite (NaN marks a missing value)")
+            # NaN sorts after every edge: it lands in the last bin, and is taken out again.
+            counts = np.bincount(
+                np.searchsorted(self._edges, x, side="right"), minlength=self._counts.size
+            )
+            if n_missing:
+                counts[-1] -= n_missing
+            self._counts += counts
+            self.minimum = low if math.isnan(self.minimum) else min(self.minimum, low)
+            self.maximum = high if math.isnan(self.maximum) else max(self.maximum, high)
         self.missing += n_missing
-        if not x.size:
-            return
-        idx = np.searchsorted(self._edges, x, side="right")
-        self._counts += np.bincount(idx, minlength=self._counts.size)
-        self.minimum = float(np.fmin(self.minimum, x.min()))
-        self.maximum = float(np.fmax(self.maximum, x.max()))
 
     def merge(self, other: BinCounts) -> BinCounts:
         """A new sketch counting what both sketches counted; edges must be equal."""

@@ -62,23 +62,39 @@ class NumericReference:
         self.fine_counts = np.array(summary.fine_bins.counts, dtype=np.int64)
         self.coarse_edges = np.array(summary.bins.edges, dtype=np.float64)
         self.coarse_counts = np.array(summary.bins.counts, dtype=np.int64)
-        # Every decile edge is also a percentile edge, so fine bins map onto coarse bins.
-        lower = np.concatenate(([-np.inf], self.fine_edges))
-        self.coarse_of_fine = np.searchsorted(self.coarse_edges, lower, side="right")
         self.minimum = summary.minimum
         self.maximum = summary.maximum
         self.std = summary.std
         self.missing_rate = profile.missing_rate
+        # The window is counted on the percentile edges plus the reference's minimum and just
+        # above its maximum, so its first bin counts the values below the reference range and
+        # its last bin those above it. (The 1st percentile may equal the minimum: then the
+        # first percentile bin already is "below the minimum".)
+        above = np.nextafter(self.maximum, np.inf)
+        inner = self.fine_edges
+        lower = [self.minimum] if inner.size == 0 or inner[0] > self.minimum else []
+        upper = [above] if inner.size == 0 or inner[-1] < above else []
+        self.window_edges = np.concatenate((lower, inner, upper)).astype(np.float64)
+        # Every window bin lies inside one percentile bin, and every decile edge is a
+        # percentile edge, so window counts fold exactly onto both binnings.
+        starts = np.concatenate(([-np.inf], self.window_edges))
+        self.fine_of_window = np.searchsorted(self.fine_edges, starts, side="right")
+        self.coarse_of_window = np.searchsorted(self.coarse_edges, starts, side="right")
         # Constant parts of every window's statistics and evidence, computed once.
         self.coarse_smoothed = smoothed_shares(self.coarse_counts)
         self.coarse_edges_rounded: list[float] = np.round(self.coarse_edges, 6).tolist()
         self.coarse_shares = _shares(self.coarse_counts)
 
-    def coarse(self, fine: Counts) -> Counts:
-        out: Counts = np.bincount(
-            self.coarse_of_fine, weights=fine, minlength=len(self.coarse_counts)
-        ).astype(np.int64)
-        return out
+    def fine(self, window: Counts) -> Counts:
+        return _fold(self.fine_of_window, window, len(self.fine_counts))
+
+    def coarse(self, window: Counts) -> Counts:
+        return _fold(self.coarse_of_window, window, len(self.coarse_counts))
+
+
+def _fold(index: npt.NDArray[np.intp], counts: Counts, size: int) -> Counts:
+    out: Counts = np.bincount(index, weights=counts, minlength=size).astype(np.int64)
+    return out
 
 
 class NumericWindow:
@@ -93,9 +109,7 @@ class NumericWindow:
     ) -> None:
         self.reference = NumericReference(profile)
         self.detectors = detectors
-        self.bins = BinCounts(self.reference.fine_edges)
-        self.below = 0
-        self.above = 0
+        self.bins = BinCounts(self.reference.window_edges)
         self.violations = 0
         self.adwin = ADWIN(**adwin) if "adwin" in detectors else None
         self.page_hinkley = PageHinkley(**page_hinkley) if "page_hinkley" in detectors else None
@@ -105,13 +119,10 @@ class NumericWindow:
         """Add rows ``start:stop`` of ``column``; ``first_sequence`` numbers row ``start``."""
         values = column.values[start:stop]
         self.bins.update(values)
-        present = values[~np.isnan(values)]
-        if present.size:
-            self.below += int(np.count_nonzero(present < self.reference.minimum))
-            self.above += int(np.count_nonzero(present > self.reference.maximum))
         if column.violations is not None:
             self.violations += int(np.count_nonzero(column.violations[start:stop]))
         for name, detector in (("adwin", self.adwin), ("page_hinkley", self.page_hinkley)):
+            present = values[~np.isnan(values)] if detector is not None else values[:0]
             if detector is not None and present.size:
                 hits = detector.update_many(present)
                 if hits.size:
@@ -120,7 +131,9 @@ class NumericWindow:
 
     def evaluate(self, rows: int) -> list[Statistic]:
         ref = self.reference
-        window = self.bins.counts
+        counts = self.bins.counts
+        below, above = int(counts[0]), int(counts[-1])
+        window = ref.fine(counts)
         n = int(window.sum())
         out: list[Statistic] = []
         for name in self.detectors:
@@ -129,7 +142,7 @@ class NumericWindow:
             size = n
             evidence: dict[str, Any] = {}
             if name == "psi" or name == "jensen_shannon":
-                coarse = ref.coarse(window)
+                coarse = ref.coarse(counts)
                 if name == "psi":
                     value = psi_against(ref.coarse_smoothed, coarse)
                 else:
@@ -155,10 +168,10 @@ class NumericWindow:
                 missing = self.bins.missing - self.violations
                 value, size, evidence = _missing(missing, rows, ref.missing_rate)
             elif name == "quality_out_of_range":
-                value = (self.below + self.above) / n if n else 0.0
+                value = (below + above) / n if n else 0.0
                 evidence = {
-                    "below_min": self.below,
-                    "above_max": self.above,
+                    "below_min": below,
+                    "above_max": above,
                     "reference_min": ref.minimum,
                     "reference_max": ref.maximum,
                 }
@@ -175,7 +188,7 @@ class NumericWindow:
 
     def reset(self) -> None:
         self.bins.clear()
-        self.below = self.above = self.violations = 0
+        self.violations = 0
         self.stream_hits = {"adwin": [], "page_hinkley": []}
 
     def to_state(self) -> dict[str, Any]:
@@ -184,8 +197,6 @@ class NumericWindow:
         del bins["edges"]
         return {
             "bins": bins,
-            "below": self.below,
-            "above": self.above,
             "violations": self.violations,
             "adwin": None if self.adwin is None else _b64(self.adwin.to_bytes()),
             "page_hinkley": None
@@ -195,9 +206,7 @@ class NumericWindow:
         }
 
     def restore(self, state: dict[str, Any]) -> None:
-        self.bins = BinCounts.from_dict({**state["bins"], "edges": self.reference.fine_edges})
-        self.below = int(state["below"])
-        self.above = int(state["above"])
+        self.bins = BinCounts.from_dict({**state["bins"], "edges": self.reference.window_edges})
         self.violations = int(state["violations"])
         if self.adwin is not None and state["adwin"] is not None:
             self.adwin = ADWIN.from_bytes(base64.b64decode(state["adwin"]))
