@@ -133,8 +133,7 @@ class NumericWindow:
         ref = self.reference
         counts = self.bins.counts
         below, above = int(counts[0]), int(counts[-1])
-        window = ref.fine(counts)
-        n = int(window.sum())
+        n = int(counts.sum())
         out: list[Statistic] = []
         for name in self.detectors:
             spec = DETECTORS[name]
@@ -153,13 +152,18 @@ class NumericWindow:
                     "window_shares": _shares(coarse),
                 }
             elif name == "ks":
-                value = ks_binned(ref.fine_counts, window)
+                value = ks_binned(ref.fine_counts, ref.fine(counts))
             elif name == "wasserstein":
                 low = min(ref.minimum, self.bins.minimum) if n else ref.minimum
                 high = max(ref.maximum, self.bins.maximum) if n else ref.maximum
                 value = (
                     wasserstein_binned(
-                        ref.fine_edges, ref.fine_counts, window, low=low, high=high, scale=ref.std
+                        ref.fine_edges,
+                        ref.fine_counts,
+                        ref.fine(counts),
+                        low=low,
+                        high=high,
+                        scale=ref.std,
                     )
                     if ref.fine_edges.size
                     else 0.0
