@@ -33,7 +33,13 @@ async def _create_topic(bootstrap: str, topic: str, partitions: int = 1) -> list
         response = await admin.create_topics([NewTopic(topic, partitions, 1)])
         errors = [(name, code) for name, code, *_ in response.topic_errors if code != 0]
         assert errors == [], f"create_topics failed: {errors}"
-        return await admin.list_topics()
+        # Metadata reaches the broker's cache shortly after creation (KRaft): wait for it.
+        for _ in range(100):
+            topics: list[str] = await admin.list_topics()
+            if topic in topics:
+                break
+            await asyncio.sleep(0.1)
+        return topics
     finally:
         await admin.close()
 
