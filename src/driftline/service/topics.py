@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass
@@ -26,6 +27,9 @@ DEAD_LETTER_MAX_MESSAGE_BYTES = MAX_STATE_RECORD_BYTES + 1024 * 1024
 """``max.message.bytes`` of the dead-letter topic: a dead letter is the input record
 unchanged plus headers, so the topic accepts the largest record the service's producer
 sends (its ``max_request_size``), more than any input topic accepts by default."""
+
+
+MISSING_TOPIC_CHECKS = 5
 
 
 class TopicError(RuntimeError):
@@ -156,8 +160,15 @@ async def check_topics(settings: Settings) -> int:
     admin = make_admin(settings.kafka)
     await admin.start()
     try:
-        found = await differences(settings, admin)
-        problems = [p for p in found if "(fine if intended)" not in p]
+        # A topic created a moment ago may not be in the broker's metadata yet: look again
+        # for a few seconds before calling it missing.
+        for attempt in range(MISSING_TOPIC_CHECKS):
+            found = await differences(settings, admin)
+            problems = [p for p in found if "(fine if intended)" not in p]
+            missing = any(p.endswith("does not exist") for p in problems)
+            if not missing or attempt == MISSING_TOPIC_CHECKS - 1:
+                break
+            await asyncio.sleep(1.0)
         for advisory in sorted(set(found) - set(problems)):
             log.warning("%s", advisory)
         counts = await _existing(admin, [settings.kafka.state_topic])
