@@ -36,7 +36,7 @@ from aiokafka.errors import (
     KafkaError,
     KafkaTimeoutError,
 )
-from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
+from aiokafka.structs import OffsetAndMetadata
 
 from driftline.config import Settings
 from driftline.pipeline import Pipeline, PipelineOutput
@@ -49,6 +49,7 @@ from driftline.service.checkpoints import (
 )
 from driftline.service.kafka_clients import connection_options, make_consumer, make_producer
 from driftline.service.metrics import ServiceMetrics
+from driftline.service.records import Batch, InputRecord, RecordReader
 from driftline.service.topics import check_topics
 
 log = logging.getLogger(__name__)
@@ -154,6 +155,7 @@ class MonitorService:
         self.wall_clock = wall_clock
         self.partitions: dict[TopicPartition, PartitionState] = {}
         self.consumer: AIOKafkaConsumer | None = None
+        self.reader: RecordReader | None = None
         self.producer: AIOKafkaProducer | None = None
         self.state_reader: AIOKafkaConsumer | None = None
         self.state_partitions: list[TopicPartition] = []
@@ -183,6 +185,7 @@ class MonitorService:
         self.producer = make_producer(kafka)
         self.state_reader = make_consumer(kafka, group=False)
         self.consumer = make_consumer(kafka)
+        self.reader = RecordReader(self.consumer)
         started: list[Callable[[], Awaitable[None]]] = []
         try:
             state_partitions = await check_topics(self.settings)
@@ -216,10 +219,10 @@ class MonitorService:
                 except Exception:
                     log.exception("error while closing a Kafka client")
 
-    async def _next_batch(self, stop: asyncio.Event) -> dict[TopicPartition, list[ConsumerRecord]]:
-        assert self.consumer is not None
+    async def _next_batch(self, stop: asyncio.Event) -> Batch:
+        assert self.reader is not None
         fetch = asyncio.ensure_future(
-            self.consumer.getmany(timeout_ms=500, max_records=self.settings.kafka.max_batch_records)
+            self.reader.read(timeout_ms=500, max_records=self.settings.kafka.max_batch_records)
         )
         stopped = asyncio.ensure_future(stop.wait())
         done, _ = await asyncio.wait({fetch, stopped}, return_when=asyncio.FIRST_COMPLETED)
@@ -228,13 +231,13 @@ class MonitorService:
             # Stop requested while waiting: let the fetch finish (it returns within its
             # timeout) rather than cancel it in the middle of a rebalance.
             await asyncio.wait({fetch})
-        result: dict[TopicPartition, list[ConsumerRecord]] = fetch.result()
+        result: Batch = fetch.result()
         return result
 
     # -- processing ------------------------------------------------------------------
 
     async def _process(
-        self, tp: TopicPartition, records: list[ConsumerRecord], fetched_at: int
+        self, tp: TopicPartition, records: list[InputRecord], fetched_at: int
     ) -> None:
         part = self.partitions.get(tp)
         if part is None:  # revoked while the batch was in flight
@@ -244,7 +247,7 @@ class MonitorService:
             # restored checkpoint. Read again from where the restored state resumes.
             await self._rewind(part)
             return
-        if part.next_offset is not None:
+        if part.next_offset is not None and records and records[0].offset < part.next_offset:
             records = [r for r in records if r.offset >= part.next_offset]
         if not records:
             return
@@ -256,7 +259,7 @@ class MonitorService:
         part.next_offset = records[-1].offset + 1
         part.events_since_checkpoint += len(records)
         self.metrics.batch_processed(
-            tp, records, output, seconds=self.clock() - started, consumed_at=consumed_at
+            tp, len(records), output, seconds=self.clock() - started, consumed_at=consumed_at
         )
 
     async def _rewind(self, part: PartitionState) -> None:
@@ -272,7 +275,7 @@ class MonitorService:
             await self.consumer.seek_to_beginning(tp)
 
     async def _publish(
-        self, tp: TopicPartition, records: list[ConsumerRecord], output: PipelineOutput
+        self, tp: TopicPartition, records: list[InputRecord], output: PipelineOutput
     ) -> None:
         """Produce every output of a batch and wait until Kafka acknowledged all of them."""
         kafka = self.settings.kafka

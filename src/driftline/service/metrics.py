@@ -15,7 +15,6 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING
 
 from aiokafka import TopicPartition
-from aiokafka.structs import ConsumerRecord
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -81,14 +80,14 @@ class ServiceMetrics:
     def batch_processed(
         self,
         tp: TopicPartition,
-        records: list[ConsumerRecord],
+        events: int,
         output: PipelineOutput,
         *,
         seconds: float,
         consumed_at: float,
     ) -> None:
-        self.events.labels(tp.topic).inc(len(records))
-        self.batch_size.observe(len(records))
+        self.events.labels(tp.topic).inc(events)
+        self.batch_size.observe(events)
         for dead in output.dead_letters:
             self.dead_letters.labels(dead.reason.value).inc()
         for alert in output.alerts:

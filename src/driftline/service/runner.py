@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 import sys
@@ -107,6 +108,27 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
         await runner.cleanup()
 
 
+#: Allocations between collections of the youngest generation (CPython's default is 700).
+GC_YOUNG_THRESHOLD = 50_000
+
+
+def tune_garbage_collection() -> None:
+    """Make the cyclic garbage collector cheap for a long-running consumer.
+
+    Every batch allocates a record object and a payload per input event; with CPython's
+    defaults that starts a collection every 700 allocations, and the older generations,
+    which also scan everything imported and loaded at start-up, follow every 10. Measured
+    on the Kafka benchmark this cost about a third of the service's CPU time. Objects that
+    exist now (modules, settings) are moved out of the collector's sight (``gc.freeze``)
+    and the youngest generation is collected every ``GC_YOUNG_THRESHOLD`` allocations.
+    Reference counting still frees almost everything at once; only reference cycles wait
+    longer.
+    """
+    gc.freeze()
+    _, middle, old = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, middle, old)
+
+
 def run_service(settings: Settings) -> int:
     """Blocking entry point; SIGTERM/SIGINT drain, checkpoint, commit and exit 0.
 
@@ -114,6 +136,7 @@ def run_service(settings: Settings) -> int:
     exits 1); a broker outage is not one: the service waits, not ready, and reconnects.
     """
     setup_logging(settings)
+    tune_garbage_collection()
 
     async def main() -> None:
         stop = asyncio.Event()
