@@ -1,8 +1,9 @@
 """``driftline run``: the core over Kafka, at least once, with state that survives.
 
 Per input partition the service owns one :class:`~driftline.pipeline.Pipeline`. A batch
-from ``getmany()`` is processed partition by partition; its outputs are produced and
-**acknowledged** before anything else happens. Periodically (time or event count), on
+of fetched records (:class:`~driftline.service.records.RecordReader`, ``getmany()`` without
+its per-record objects) is processed partition by partition; the outputs of the whole batch
+are then produced and **acknowledged** before anything else happens. Periodically (time or event count), on
 partition revoke and on shutdown, each partition's state is written to the compacted state
 topic together with the next input offset it covers, and only after that record is
 acknowledged is the offset committed. On assignment the latest checkpoint is restored and
@@ -206,8 +207,7 @@ class MonitorService:
                 if self.failure is not None:
                     raise self.failure
                 async with self.lock:
-                    for tp, records in batch.items():
-                        await self._process(tp, records, fetched_at)
+                    await self._process(batch, fetched_at)
                     await self._checkpoint_due()
             async with self.lock:
                 await self.release(list(self.partitions))
@@ -236,31 +236,41 @@ class MonitorService:
 
     # -- processing ------------------------------------------------------------------
 
-    async def _process(
-        self, tp: TopicPartition, records: list[InputRecord], fetched_at: int
-    ) -> None:
-        part = self.partitions.get(tp)
-        if part is None:  # revoked while the batch was in flight
-            return
-        if part.adopted > fetched_at:
-            # Fetched while the partition was being (re)assigned: it may predate the
-            # restored checkpoint. Read again from where the restored state resumes.
-            await self._rewind(part)
-            return
-        if part.next_offset is not None and records and records[0].offset < part.next_offset:
-            records = [r for r in records if r.offset >= part.next_offset]
-        if not records:
-            return
-        consumed_at = self.wall_clock()
-        started = self.clock()
-        payloads = [b"" if r.value is None else r.value for r in records]
-        output = part.pipeline.process(payloads)
-        await self._publish(tp, records, output)
-        part.next_offset = records[-1].offset + 1
-        part.events_since_checkpoint += len(records)
-        self.metrics.batch_processed(
-            tp, len(records), output, seconds=self.clock() - started, consumed_at=consumed_at
-        )
+    async def _process(self, batch: Batch, fetched_at: int) -> None:
+        """Run each partition's records through its pipeline, then publish every output of
+        the batch at once and wait for all acknowledgements (one round trip per batch, not
+        per partition); only then do the partitions' offsets advance."""
+        done: list[tuple[PartitionState, list[InputRecord], PipelineOutput, float, float]] = []
+        outgoing: list[OutgoingRecord] = []
+        for tp, records in batch.items():
+            part = self.partitions.get(tp)
+            if part is None:  # revoked while the batch was in flight
+                continue
+            if part.adopted > fetched_at:
+                # Fetched while the partition was being (re)assigned: it may predate the
+                # restored checkpoint. Read again from where the restored state resumes.
+                await self._rewind(part)
+                continue
+            if part.next_offset is not None and records and records[0].offset < part.next_offset:
+                records = [r for r in records if r.offset >= part.next_offset]
+            if not records:
+                continue
+            consumed_at = self.wall_clock()
+            started = self.clock()
+            output = part.pipeline.process([b"" if r.value is None else r.value for r in records])
+            outgoing += self._outputs(tp, records, output)
+            done.append((part, records, output, consumed_at, self.clock() - started))
+        await self._send_acked(outgoing)
+        for part, records, output, consumed_at, seconds in done:
+            part.next_offset = records[-1].offset + 1
+            part.events_since_checkpoint += len(records)
+            self.metrics.batch_processed(
+                part.topic_partition,
+                len(records),
+                output,
+                seconds=seconds,
+                consumed_at=consumed_at,
+            )
 
     async def _rewind(self, part: PartitionState) -> None:
         assert self.consumer is not None
@@ -274,10 +284,11 @@ class MonitorService:
         else:
             await self.consumer.seek_to_beginning(tp)
 
-    async def _publish(
+    def _outputs(
         self, tp: TopicPartition, records: list[InputRecord], output: PipelineOutput
-    ) -> None:
-        """Produce every output of a batch and wait until Kafka acknowledged all of them."""
+    ) -> list[OutgoingRecord]:
+        """The records to produce for one partition's output: dead letters (with their
+        source in headers), alerts keyed by fingerprint, retrain requests by model."""
         kafka = self.settings.kafka
         outgoing = []
         for dead in output.dead_letters:
@@ -298,7 +309,7 @@ class MonitorService:
             outgoing.append(
                 OutgoingRecord(kafka.retrain_topic, request.to_json(), request.key.encode())
             )
-        await self._send_acked(outgoing)
+        return outgoing
 
     async def _send_acked(self, outgoing: list[OutgoingRecord]) -> None:
         """Send ``outgoing`` and wait for every acknowledgement; resend what failed with a
