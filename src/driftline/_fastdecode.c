@@ -24,6 +24,9 @@
  * timestamps: bytearray of float64, names: list, values: list of bytes (float64, NaN
  * where null or absent), int_masks: list of bytes (uint8, 1 where the literal was an
  * integer) or None). Columns "__prediction__" and "__label__" hold prediction and label.
+ *
+ * The module also holds bin_count, the fast path of driftline.sketches.BinCounts.update
+ * (see "bin_count" below).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -1906,6 +1909,195 @@ done:
     return out;
 }
 
+/* --- bin_count --------------------------------------------------------------------------- */
+
+/*
+ * bin_count(values, edges, counts) -> (missing, minimum, maximum, zero_tie)
+ *
+ * The fast path of driftline.sketches.BinCounts.update: one pass over a batch of float64
+ * values. NaN is a missing value; any other value x lands in bin "number of edges <= x",
+ * numpy.searchsorted(edges, x, side="right") (-0.0 and 0.0 compare equal, as in numpy), and
+ * counts[bin] += 1 in place. An infinite value is a ValueError and leaves counts untouched:
+ * the batch is counted into scratch bins first and added to counts at the end. minimum and
+ * maximum are NaN when no value is present. zero_tie is True when the minimum or the maximum
+ * is a zero and the values hold both 0.0 and -0.0: which of the two zeros is returned is then
+ * unspecified (numpy's own min/max picks one by SIMD lane), callers that need numpy's choice
+ * bit for bit recompute it.
+ */
+
+#define STACK_BINS 256
+#define LINEAR_EDGES 16
+#define NOGIL_VALUES 65536
+
+/* A buffer of one native-order struct code from `codes` (numpy: "d" float64, "l"/"q"). */
+static int
+format_is(const Py_buffer *view, const char *codes)
+{
+    const char *f = view->format;
+    if (f == NULL) {
+        return 0; /* unsigned bytes */
+    }
+    if (*f == '@' || *f == '=' || *f == (PY_LITTLE_ENDIAN ? '<' : '>')) {
+        f++;
+    }
+    return f[0] != '\0' && f[1] == '\0' && strchr(codes, f[0]) != NULL;
+}
+
+/* 0, or -1 with TypeError: `obj` is not a C-contiguous buffer of 8-byte items in `codes`. */
+static int
+get_buffer(PyObject *obj, Py_buffer *view, int flags, const char *codes, const char *what)
+{
+    if (PyObject_GetBuffer(obj, view, flags | PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) {
+        PyErr_Clear();
+        PyErr_Format(PyExc_TypeError, "bin_count: %s, got %.200s", what, Py_TYPE(obj)->tp_name);
+        return -1;
+    }
+    if (view->itemsize != 8 || !format_is(view, codes)) {
+        PyErr_Format(PyExc_TypeError, "bin_count: %s, got format '%.20s' of itemsize %zd", what,
+                     view->format == NULL ? "B" : view->format, view->itemsize);
+        PyBuffer_Release(view);
+        return -1;
+    }
+    return 0;
+}
+
+/* Number of edges <= v; edges strictly increasing (branchless upper bound). */
+static inline Py_ssize_t
+bin_index(const double *edges, Py_ssize_t nedges, double v)
+{
+    if (nedges <= LINEAR_EDGES) {
+        Py_ssize_t k = 0;
+        for (Py_ssize_t i = 0; i < nedges; i++) {
+            k += edges[i] <= v;
+        }
+        return k;
+    }
+    const double *base = edges;
+    Py_ssize_t n = nedges;
+    while (n > 1) {
+        Py_ssize_t half = n / 2;
+        base = base[half] <= v ? base + half : base;
+        n -= half;
+    }
+    return (base - edges) + (*base <= v);
+}
+
+/* Count values into bins (zeroed, nedges + 1); 0, or -1 at the first infinite value. */
+static int
+count_bins(const double *values, Py_ssize_t n, const double *edges, Py_ssize_t nedges,
+           int64_t *bins, Py_ssize_t *missing, double *low, double *high, int *zeros)
+{
+    Py_ssize_t nan = 0;
+    double lo = HUGE_VAL, hi = -HUGE_VAL;
+    int signs = 0; /* 1: saw 0.0, 2: saw -0.0 */
+    for (Py_ssize_t i = 0; i < n; i++) {
+        double v = values[i];
+        if (v != v) {
+            nan++;
+            continue;
+        }
+        if (!(fabs(v) <= DBL_MAX)) {
+            return -1;
+        }
+        if (v < lo) {
+            lo = v;
+        }
+        if (v > hi) {
+            hi = v;
+        }
+        if (v == 0.0) {
+            signs |= signbit(v) ? 2 : 1;
+        }
+        bins[bin_index(edges, nedges, v)]++;
+    }
+    *missing = nan;
+    *low = lo;
+    *high = hi;
+    *zeros = signs;
+    return 0;
+}
+
+static PyObject *
+fastdecode_bin_count(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3) {
+        PyErr_Format(PyExc_TypeError, "bin_count expected 3 arguments, got %zd", nargs);
+        return NULL;
+    }
+    Py_buffer values, edges, counts;
+    memset(&values, 0, sizeof(values)); /* PyBuffer_Release ignores a view without obj */
+    memset(&edges, 0, sizeof(edges));
+    memset(&counts, 0, sizeof(counts));
+    int64_t stack_bins[STACK_BINS];
+    int64_t *bins = stack_bins;
+    PyObject *result = NULL;
+    if (get_buffer(args[0], &values, PyBUF_SIMPLE, "d",
+                   "values must be a C-contiguous float64 buffer") < 0 ||
+        get_buffer(args[1], &edges, PyBUF_SIMPLE, "d",
+                   "edges must be a C-contiguous float64 buffer") < 0 ||
+        get_buffer(args[2], &counts, PyBUF_WRITABLE, "lq",
+                   "counts must be a writable C-contiguous int64 buffer") < 0) {
+        goto done;
+    }
+    Py_ssize_t n = values.len / 8, nedges = edges.len / 8, nbins = counts.len / 8;
+    const double *e = (const double *)edges.buf;
+    for (Py_ssize_t i = 0; i < nedges; i++) {
+        if (!(fabs(e[i]) <= DBL_MAX) || (i > 0 && !(e[i - 1] < e[i]))) {
+            PyErr_SetString(PyExc_ValueError,
+                            "bin_count: edges must be finite and strictly increasing");
+            goto done;
+        }
+    }
+    if (nbins != nedges + 1) {
+        PyErr_Format(PyExc_ValueError,
+                     "bin_count: counts must hold len(edges) + 1 = %zd items, got %zd",
+                     nedges + 1, nbins);
+        goto done;
+    }
+    if (nbins > STACK_BINS) {
+        bins = PyMem_Calloc((size_t)nbins, sizeof(int64_t));
+        if (bins == NULL) {
+            PyErr_NoMemory();
+            goto done;
+        }
+    }
+    else {
+        memset(bins, 0, (size_t)nbins * sizeof(int64_t));
+    }
+    Py_ssize_t missing = 0;
+    double low = 0.0, high = 0.0;
+    int zeros = 0, r;
+    if (n >= NOGIL_VALUES) {
+        Py_BEGIN_ALLOW_THREADS
+        r = count_bins(values.buf, n, e, nedges, bins, &missing, &low, &high, &zeros);
+        Py_END_ALLOW_THREADS
+    }
+    else {
+        r = count_bins(values.buf, n, e, nedges, bins, &missing, &low, &high, &zeros);
+    }
+    if (r < 0) {
+        PyErr_SetString(PyExc_ValueError, "values must be finite (NaN marks a missing value)");
+        goto done;
+    }
+    int64_t *c = counts.buf;
+    for (Py_ssize_t i = 0; i < nbins; i++) {
+        c[i] = (int64_t)((uint64_t)c[i] + (uint64_t)bins[i]); /* wraps like numpy */
+    }
+    int zero_tie = zeros == 3 && (low == 0.0 || high == 0.0);
+    if (missing == n) {
+        low = high = Py_NAN;
+    }
+    result = Py_BuildValue("(nddO)", missing, low, high, zero_tie ? Py_True : Py_False);
+done:
+    if (bins != stack_bins) {
+        PyMem_Free(bins);
+    }
+    PyBuffer_Release(&values);
+    PyBuffer_Release(&edges);
+    PyBuffer_Release(&counts);
+    return result;
+}
+
 /* --- module ------------------------------------------------------------------------------ */
 
 static PyObject *
@@ -1989,13 +2181,18 @@ static PyMethodDef fastdecode_methods[] = {
     {"decode", fastdecode_decode, METH_VARARGS,
      "decode(payloads, max_payload_bytes, max_features) -> (fallback, groups)\n\n"
      "Decode the canonical prediction events of a batch; list the others in fallback."},
+    {"bin_count", (PyCFunction)(void (*)(void))fastdecode_bin_count, METH_FASTCALL,
+     "bin_count(values, edges, counts, /) -> (missing, minimum, maximum, zero_tie)\n\n"
+     "Count float64 values into counts[searchsorted(edges, x, side='right')] in place; NaN\n"
+     "is missing, an infinite value a ValueError (counts untouched)."},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef fastdecode_module = {
     PyModuleDef_HEAD_INIT,
     "_fastdecode",
-    "Native fast path of driftline.events.decode_batch for canonical events.",
+    "Native fast paths of driftline.events.decode_batch (canonical events) and\n"
+    "driftline.sketches.BinCounts.update.",
     -1,
     fastdecode_methods,
     NULL,

@@ -1,6 +1,9 @@
-"""Native fast path of :func:`driftline.events.decode_batch` (see ``_fastdecode.c``)."""
+"""Native fast paths of :func:`driftline.events.decode_batch` and
+:meth:`driftline.sketches.BinCounts.update` (see ``_fastdecode.c``)."""
 
 from collections.abc import Sequence
+
+from _typeshed import ReadableBuffer, WriteableBuffer
 
 Group = tuple[
     str,  # model_id
@@ -18,3 +21,13 @@ def decode(
 ) -> tuple[list[int], list[Group]]:
     """Decode the canonical events of a batch; return the indices of the others and one
     group per (model_id, model_version)."""
+
+def bin_count(
+    values: ReadableBuffer, edges: ReadableBuffer, counts: WriteableBuffer, /
+) -> tuple[int, float, float, bool]:
+    """Count C-contiguous float64 ``values`` into the int64 ``counts`` (``len(edges) + 1``)
+    in place, value ``x`` in bin ``searchsorted(edges, x, side="right")``; NaN is missing,
+    an infinite value a ValueError (``counts`` untouched). Return ``(missing, minimum,
+    maximum, zero_tie)``: NaN extremes when no value is present; ``zero_tie`` when the
+    minimum or maximum is a zero and both ``0.0`` and ``-0.0`` occurred (which zero is then
+    unspecified)."""

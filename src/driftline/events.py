@@ -78,7 +78,6 @@ Examples
 from __future__ import annotations
 
 import logging
-import os
 import re
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
@@ -93,6 +92,8 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 
+from driftline.native import extension as native_extension
+
 if TYPE_CHECKING:
     from driftline._fastdecode import Group as _NativeGroup
 
@@ -101,19 +102,9 @@ log = logging.getLogger(__name__)
 _NativeDecode = Callable[[Sequence[bytes], int, int], tuple[list[int], list["_NativeGroup"]]]
 
 
-def _native_decoder() -> _NativeDecode | None:
-    """The compiled decoder, or ``None`` (not built, or ``DRIFTLINE_PURE_PYTHON=1``)."""
-    if os.environ.get("DRIFTLINE_PURE_PYTHON", "") not in ("", "0"):
-        return None
-    try:
-        from driftline import _fastdecode
-    except ImportError as error:
-        log.debug("native event decoder unavailable, decoding in Python: %s", error)
-        return None
-    return _fastdecode.decode
-
-
-_NATIVE_DECODE = _native_decoder()
+_EXTENSION = native_extension()
+#: The compiled decoder, or ``None`` (not built, or ``DRIFTLINE_PURE_PYTHON=1``).
+_NATIVE_DECODE: _NativeDecode | None = None if _EXTENSION is None else _EXTENSION.decode
 
 #: A feature value after decoding: JSON scalars only (``None`` = null or absent).
 Scalar = float | int | str | bool | None

@@ -20,13 +20,33 @@ from __future__ import annotations
 import hashlib
 import math
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from driftline.native import extension as native_extension
+
 __all__ = ["BinCounts", "CategoryCounts"]
+
+
+_NativeBinCount = Callable[
+    [npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.int64]],
+    tuple[int, float, float, bool],
+]
+#: ``_fastdecode.bin_count``, or ``None`` (not built, or ``DRIFTLINE_PURE_PYTHON=1``).
+_NATIVE_BIN_COUNT: _NativeBinCount | None = getattr(native_extension(), "bin_count", None)
+
+
+def _split_missing(
+    values: npt.NDArray[np.float64],
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], int]:
+    """``values`` as a flat float64 array, its non-NaN values, and the number of NaN."""
+    x = np.asarray(values, dtype=np.float64).reshape(-1)
+    nan = np.isnan(x)
+    n_missing = int(np.count_nonzero(nan))
+    return x, (x[~nan] if n_missing else x), n_missing
 
 
 def _nan_equal(a: float, b: float) -> bool:
@@ -93,23 +113,35 @@ class BinCounts:
         self.minimum = math.nan
         self.maximum = math.nan
 
-    def update(self, values: npt.NDArray[np.float64]) -> None:
-        """Count a batch of values; NaN means missing. Infinite values are a ValueError."""
-        x = np.asarray(values, dtype=np.float64).reshape(-1)
-        nan = np.isnan(x)
-        n_missing = int(np.count_nonzero(nan))
-        present = x[~nan] if n_missing else x
-        if present.size:
-            low, high = float(present.min()), float(present.max())
-            if not (math.isfinite(low) and math.isfinite(high)):
-                raise ValueError("values must be finite (NaN marks a missing value)")
-            # NaN sorts after every edge: it lands in the last bin, and is taken out again.
-            counts = np.bincount(
-                np.searchsorted(self._edges, x, side="right"), minlength=self._counts.size
+    def update(self, values: npt.NDArray[np.float64], *, native: bool = True) -> None:
+        """Count a batch of values; NaN means missing. Infinite values are a ValueError.
+
+        The compiled extension counts in one call when it is available; ``native=False``
+        forces the numpy code, its reference (both give identical results).
+        """
+        if native and _NATIVE_BIN_COUNT is not None:
+            # Counts into self._counts in place; on ValueError nothing has changed.
+            n_missing, low, high, zero_tie = _NATIVE_BIN_COUNT(
+                np.ascontiguousarray(values, dtype=np.float64), self._edges, self._counts
             )
-            if n_missing:
-                counts[-1] -= n_missing
-            self._counts += counts
+            if zero_tie:  # 0.0 and -0.0 both occur and one is extreme: numpy picks which
+                _, present, _ = _split_missing(values)
+                low, high = float(present.min()), float(present.max())
+        else:
+            x, present, n_missing = _split_missing(values)
+            low = high = math.nan
+            if present.size:
+                low, high = float(present.min()), float(present.max())
+                if not (math.isfinite(low) and math.isfinite(high)):
+                    raise ValueError("values must be finite (NaN marks a missing value)")
+                # NaN sorts after every edge: it lands in the last bin, and is taken out again.
+                counts = np.bincount(
+                    np.searchsorted(self._edges, x, side="right"), minlength=self._counts.size
+                )
+                if n_missing:
+                    counts[-1] -= n_missing
+                self._counts += counts
+        if not math.isnan(low):  # some value was present
             self.minimum = low if math.isnan(self.minimum) else min(self.minimum, low)
             self.maximum = high if math.isnan(self.maximum) else max(self.maximum, high)
         self.missing += n_missing
