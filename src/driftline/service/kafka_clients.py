@@ -15,6 +15,11 @@ MAX_STATE_RECORD_BYTES = 16 * 1024 * 1024
 #: Most bytes the input consumer fetches per partition and request (aiokafka's default is
 #: 1 MiB): larger fetches mean fewer round trips and larger batches through the core.
 INPUT_FETCH_BYTES_PER_PARTITION = 4 * 1024 * 1024
+#: The broker answers an input fetch once it has this many bytes, or after
+#: INPUT_FETCH_WAIT_MS: under live traffic batches hold hundreds of events rather than a
+#: few, which costs the core less per event (aiokafka's defaults: 1 byte, 500 ms).
+INPUT_FETCH_MIN_BYTES = 512 * 1024
+INPUT_FETCH_WAIT_MS = 100
 
 
 def connection_options(kafka: KafkaSettings) -> dict[str, Any]:
@@ -56,6 +61,8 @@ def make_consumer(kafka: KafkaSettings, *, group: bool = True) -> AIOKafkaConsum
             INPUT_FETCH_BYTES_PER_PARTITION if group else MAX_STATE_RECORD_BYTES
         ),
         fetch_max_bytes=MAX_STATE_RECORD_BYTES * 2 if not group else 50 * 1024 * 1024,
+        fetch_min_bytes=INPUT_FETCH_MIN_BYTES if group else 1,
+        fetch_max_wait_ms=INPUT_FETCH_WAIT_MS if group else 500,
     )
 
 
