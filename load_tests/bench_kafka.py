@@ -71,7 +71,11 @@ from driftline.localkafka import KAFKA_VERSION, LocalKafka
 from driftline.pipeline import Pipeline
 from driftline.profile import ProfileSource, build_profile, save_profile
 from driftline.service.app import MonitorService
-from driftline.service.kafka_clients import INPUT_FETCH_BYTES_PER_PARTITION
+from driftline.service.kafka_clients import (
+    INPUT_FETCH_BYTES_PER_PARTITION,
+    INPUT_FETCH_MIN_BYTES,
+    INPUT_FETCH_WAIT_MS,
+)
 from driftline.service.metrics import ServiceMetrics
 from driftline.service.topics import create_topics
 
@@ -501,8 +505,11 @@ async def _ceiling(deployment: Deployment, total: int) -> tuple[float, float]:
         group_id=f"{kafka.group_id}-ceiling",
         enable_auto_commit=False,
         auto_offset_reset="earliest",
-        max_partition_fetch_bytes=INPUT_FETCH_BYTES_PER_PARTITION,  # as the service's consumer
+        # the service's consumer's fetch settings (make_consumer)
+        max_partition_fetch_bytes=INPUT_FETCH_BYTES_PER_PARTITION,
         fetch_max_bytes=50 * 1024 * 1024,
+        fetch_min_bytes=INPUT_FETCH_MIN_BYTES,
+        fetch_max_wait_ms=INPUT_FETCH_WAIT_MS,
     )
     await consumer.start()
     consumer.subscribe([deployment.input_topic])
