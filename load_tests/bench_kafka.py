@@ -13,7 +13,8 @@ its own. Prints one markdown table (stdout; progress goes to stderr):
    were acknowledged); the time until every offset is committed is reported too. The
    service's CPU time (``/proc/<pid>/stat``) gives its share of one core.
 2. **ceiling**: a bare aiokafka consumer in a group of its own, ``getmany`` +
-   ``orjson.loads`` per record, on the same topic, same fetch settings.
+   ``orjson.loads`` per record, on the same topic, once with aiokafka's default fetch
+   settings and once with the service's; the faster run is the ceiling.
 3. **latency**: a fresh service; events produced at a steady 0.5 x the measured service
    rate with drift switched on and off every three windows per model (alert cooldown 0),
    so alerts keep firing and resolving. Latency per alert = when it was read from the
@@ -498,18 +499,30 @@ def measure_throughput(deployment: Deployment, events: int, quick: bool) -> Thro
 # --------------------------------------------------------------------------- 2. ceiling
 
 
-async def _ceiling(deployment: Deployment, total: int) -> tuple[float, float]:
+#: Fetch settings the ceiling is measured with: aiokafka's defaults (1 MiB per partition,
+#: answer at once) and the service's (``make_consumer``); the faster one is the ceiling.
+CEILING_FETCHES = {
+    "aiokafka defaults": {"max_partition_fetch_bytes": 1024 * 1024},
+    "the service's": {
+        "max_partition_fetch_bytes": INPUT_FETCH_BYTES_PER_PARTITION,
+        "fetch_min_bytes": INPUT_FETCH_MIN_BYTES,
+        "fetch_max_wait_ms": INPUT_FETCH_WAIT_MS,
+    },
+}
+
+
+async def _ceiling(
+    deployment: Deployment, total: int, fetch: dict[str, int]
+) -> tuple[float, float]:
+    """Raw consume + decode of the throughput topic: (events/s, CPU share of one core)."""
     kafka = deployment.settings.kafka
     consumer = AIOKafkaConsumer(
         bootstrap_servers=kafka.bootstrap_servers,
-        group_id=f"{kafka.group_id}-ceiling",
+        group_id=f"{kafka.group_id}-ceiling-{uuid.uuid4().hex[:6]}",
         enable_auto_commit=False,
         auto_offset_reset="earliest",
-        # the service's consumer's fetch settings (make_consumer)
-        max_partition_fetch_bytes=INPUT_FETCH_BYTES_PER_PARTITION,
         fetch_max_bytes=50 * 1024 * 1024,
-        fetch_min_bytes=INPUT_FETCH_MIN_BYTES,
-        fetch_max_wait_ms=INPUT_FETCH_WAIT_MS,
+        **fetch,
     )
     await consumer.start()
     consumer.subscribe([deployment.input_topic])
@@ -522,7 +535,7 @@ async def _ceiling(deployment: Deployment, total: int) -> tuple[float, float]:
             for records in batch.values():
                 for record in records:
                     orjson.loads(record.value)
-                count += sum(len(r) for r in batch.values())
+                count += len(records)
             if count and not started:
                 started, cpu_started, seen_at_start = (
                     time.perf_counter(),
@@ -534,6 +547,17 @@ async def _ceiling(deployment: Deployment, total: int) -> tuple[float, float]:
     finally:
         with contextlib.suppress(asyncio.CancelledError):
             await consumer.stop()
+
+
+def measure_ceiling(deployment: Deployment, total: int) -> tuple[float, float, str]:
+    """The faster of :data:`CEILING_FETCHES`: (events/s, its CPU share, every run's rate)."""
+    runs = {
+        name: asyncio.run(_ceiling(deployment, total, fetch))
+        for name, fetch in CEILING_FETCHES.items()
+    }
+    best = max(runs, key=lambda name: runs[name][0])
+    rates = ", ".join(f"{name} fetches {rate:,.0f}" for name, (rate, _) in runs.items())
+    return runs[best][0], runs[best][1], rates
 
 
 # --------------------------------------------------------------------------- 3. latency
@@ -907,7 +931,7 @@ def main() -> None:
         throughput = measure_throughput(main_deployment, events, args.quick)
 
         progress("ceiling: aiokafka getmany + orjson.loads")
-        ceiling, ceiling_cpu = asyncio.run(_ceiling(main_deployment, throughput.events))
+        ceiling, ceiling_cpu, ceiling_rates = measure_ceiling(main_deployment, throughput.events)
 
         latency_deployment = make_deployment(
             root, bootstrap, "latency", profiles, alerts={"cooldown_seconds": 0}
@@ -953,7 +977,8 @@ def main() -> None:
         ),
         (
             "2. raw ceiling (aiokafka getmany + orjson.loads)",
-            f"**{ceiling:,.0f} events/s** (consumer CPU {ceiling_cpu:.0%} of one core); "
+            f"**{ceiling:,.0f} events/s** (the faster of {ceiling_rates}; consumer CPU "
+            f"{ceiling_cpu:.0%} of one core); "
             f"service / ceiling = **{share:.0%}**",
             f">= {GOAL_SHARE:.0%} of the ceiling",
             verdict(share >= GOAL_SHARE),
