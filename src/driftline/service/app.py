@@ -3,10 +3,10 @@
 Per input partition the service owns one :class:`~driftline.pipeline.Pipeline`. A batch
 of fetched records (:class:`~driftline.service.records.RecordReader`, ``getmany()`` without
 its per-record objects) is processed partition by partition; the outputs of the whole batch
-are then produced and **acknowledged** before anything else happens. Periodically (time or event count), on
-partition revoke and on shutdown, each partition's state is written to the compacted state
-topic together with the next input offset it covers, and only after that record is
-acknowledged is the offset committed. On assignment the latest checkpoint is restored and
+are then produced and **acknowledged** before anything else happens. Periodically (time or
+event count), on partition revoke and on shutdown, each partition's state is written to the
+compacted state topic together with the next input offset it covers, and only after that
+record is acknowledged is the offset committed. On assignment the latest checkpoint is restored and
 reading resumes at its offset: the events after it are processed again and produce the
 same outputs with the same ids, which consumers deduplicate.
 
