@@ -870,10 +870,13 @@ def profile_service(deployment: Deployment, total: int) -> str:
         ("Pipeline.process (the core)", cumulative("driftline/pipeline.py", "process")),
         ("  decode_batch (JSON -> columns)", cumulative("driftline/events.py", "decode_batch")),
         ("  ModelMonitor.process (detectors)", cumulative("driftline/monitor.py", "process")),
-        ("MonitorService._publish (produce + ack)", cumulative("service/app.py", "_publish")),
+        ("MonitorService._send_acked (produce + ack)", cumulative("service/app.py", "_send_acked")),
         ("MonitorService._checkpoint", cumulative("service/app.py", "_checkpoint")),
         ("ServiceMetrics.batch_processed", cumulative("service/metrics.py", "batch_processed")),
-        ("AIOKafkaConsumer.getmany (fetch + parse)", cumulative("aiokafka/consumer", "getmany")),
+        (
+            "RecordReader.read (records from the fetch buffers)",
+            cumulative("service/records.py", "read"),
+        ),
     ]
     out = io.StringIO()
     out.write(

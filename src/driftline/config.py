@@ -155,7 +155,7 @@ class KafkaSettings(_Strict):
     state_topic: str = Field("driftline.state", min_length=1)
     client_id: str = "driftline"
     max_batch_records: int = Field(5000, gt=0)
-    """Most records taken from Kafka in one ``getmany`` call."""
+    """Most records taken from Kafka per batch (whole record batches: up to one more)."""
     partitions: int = Field(6, gt=0)
     """Partitions of the topics ``driftline topics create`` creates."""
     replication_factor: int | None = Field(None, gt=0)

@@ -6,9 +6,9 @@ its per-record objects) is processed partition by partition; the outputs of the 
 are then produced and **acknowledged** before anything else happens. Periodically (time or
 event count), on partition revoke and on shutdown, each partition's state is written to the
 compacted state topic together with the next input offset it covers, and only after that
-record is acknowledged is the offset committed. On assignment the latest checkpoint is restored and
-reading resumes at its offset: the events after it are processed again and produce the
-same outputs with the same ids, which consumers deduplicate.
+record is acknowledged is the offset committed. On assignment the latest checkpoint is
+restored and reading resumes at its offset: the events after it are processed again and
+produce the same outputs with the same ids, which consumers deduplicate.
 
 Faults: a produce that fails with a retriable error (broker away, leader moving, an output
 topic being recreated, a timeout) is sent again, the same records, with a bounded backoff,
