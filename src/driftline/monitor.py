@@ -15,7 +15,14 @@ from typing import Any
 
 import numpy as np
 
-from driftline.detectors.feature_window import FeatureWindow, feature_window
+from driftline.detectors.feature_window import (
+    CoarseWindow,
+    FeatureWindow,
+    NumericBatch,
+    NumericWindow,
+    feature_window,
+    numeric_batches,
+)
 from driftline.events import ModelBatch, Scalar
 from driftline.features import (
     CategoryColumn,
@@ -74,6 +81,8 @@ class ModelMonitor:
         self.profile: ReferenceProfile | None = None
         self.windows: dict[str, FeatureWindow] = {}
         self.kinds: dict[str, FeatureKind] = {}
+        self.numeric_batches: list[NumericBatch] = []
+        """The numeric windows whose coarse-bin statistics are computed together."""
         self.sequence = 0
         """Events of this version seen so far (warm-up included)."""
         self.window_rows = 0
@@ -108,6 +117,7 @@ class ModelMonitor:
             self.windows[name] = feature_window(
                 feature, detectors, self.plan.adwin, self.plan.page_hinkley
             )
+        self.numeric_batches = numeric_batches(list(self.windows.values()))
 
     def to_state(self) -> dict[str, Any]:
         """All mutable state, JSON-ready. A profile learned by warm-up is included; a
@@ -217,26 +227,42 @@ class ModelMonitor:
         return [(a, b, a in starts) for a, b in itertools.pairwise(bounds)]
 
     def _close_window(self) -> list[Finding]:
+        coarse: dict[NumericWindow, CoarseWindow] = {}
+        for batch in self.numeric_batches:
+            coarse.update(zip(batch.windows, batch.evaluate(), strict=True))
+        # Positional arguments, in Finding's field order: a keyword call costs a third more,
+        # and there are a few findings per feature and window.
+        model_id, version, rows = self.model_id, self.model_version, self.window_rows
+        start, end, sequence, event_id = (
+            self.window_start,
+            self.window_end,
+            self.sequence,
+            self.window_event_id,
+        )
         findings: list[Finding] = []
         for name, window in self.windows.items():
-            for stat in window.evaluate(self.window_rows):
-                findings.append(
-                    Finding(
-                        model_id=self.model_id,
-                        model_version=self.model_version,
-                        feature=name,
-                        detector=stat.detector,
-                        statistic=stat.statistic,
-                        value=stat.value,
-                        sample_size=stat.sample_size,
-                        window_start=self.window_start,
-                        window_end=self.window_end,
-                        window_count=self.window_rows,
-                        sequence=self.sequence,
-                        event_id=self.window_event_id,
-                        evidence=stat.evidence,
-                    )
+            if isinstance(window, NumericWindow):
+                stats = window.evaluate(rows, coarse.get(window))
+            else:
+                stats = window.evaluate(rows)
+            findings.extend(
+                Finding(
+                    model_id,
+                    version,
+                    name,
+                    s.detector,
+                    s.statistic,
+                    s.value,
+                    s.sample_size,
+                    start,
+                    end,
+                    rows,
+                    sequence,
+                    event_id,
+                    s.evidence,
                 )
+                for s in stats
+            )
             window.reset()
         self.window_rows = 0
         return findings

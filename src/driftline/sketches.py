@@ -102,6 +102,14 @@ class BinCounts:
         return self._counts.copy()
 
     @property
+    def counts_view(self) -> npt.NDArray[np.int64]:
+        """Count per bin without a copy: read-only, and only valid until the next
+        :meth:`update` or :meth:`clear` (for hot paths that only read the counts)."""
+        view = self._counts.view()
+        view.flags.writeable = False
+        return view
+
+    @property
     def total(self) -> int:
         """Number of non-missing values counted (missing values are in :attr:`missing`)."""
         return int(self._counts.sum())

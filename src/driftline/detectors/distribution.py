@@ -34,6 +34,24 @@ def psi_against(reference_shares: Floats, window: Counts) -> float:
     return float(np.sum((w - reference_shares) * np.log(w / reference_shares)))
 
 
+def psi_against_rows(reference_shares: Floats, windows: Counts) -> Floats:
+    """:func:`psi_against` of each row of ``windows`` against the same row of
+    ``reference_shares``, in a few numpy calls for all rows.
+
+    Bit for bit the 1-D result: the elementwise steps are the same, and a row reduction of
+    a C-contiguous array sums the row as the 1-D sum does (``tests/test_window_close.py``).
+
+    >>> ref = smoothed_shares(np.array([500, 500]))
+    >>> rows = psi_against_rows(np.stack([ref, ref]), np.array([[500, 500], [900, 100]]))
+    >>> [float(v) == psi_against(ref, w) for v, w in zip(rows, [[500, 500], [900, 100]])]
+    [True, True]
+    """
+    c = windows.astype(np.float64) + 0.5
+    w = c / c.sum(axis=1, keepdims=True)
+    out: Floats = np.sum((w - reference_shares) * np.log(w / reference_shares), axis=1)
+    return out
+
+
 def psi(reference: Counts, window: Counts) -> float:
     """Population stability index ``sum((w - r) * ln(w / r))`` over bins.
 
