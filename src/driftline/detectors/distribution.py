@@ -42,8 +42,9 @@ def psi_against_rows(reference_shares: Floats, windows: Counts) -> Floats:
     a C-contiguous array sums the row as the 1-D sum does (``tests/test_window_close.py``).
 
     >>> ref = smoothed_shares(np.array([500, 500]))
-    >>> rows = psi_against_rows(np.stack([ref, ref]), np.array([[500, 500], [900, 100]]))
-    >>> [float(v) == psi_against(ref, w) for v, w in zip(rows, [[500, 500], [900, 100]])]
+    >>> windows = np.array([[500, 500], [900, 100]])
+    >>> rows = psi_against_rows(np.stack([ref, ref]), windows)
+    >>> [float(v) == psi_against(ref, w) for v, w in zip(rows, windows)]
     [True, True]
     """
     c = windows.astype(np.float64) + 0.5
