@@ -1,7 +1,7 @@
 """Taking fetched input records from aiokafka without one Python object per record.
 
 ``AIOKafkaConsumer.getmany()`` turns every record into a ``ConsumerRecord`` through a Python
-generator: in the service that was about a third of all CPU time (see
+generator: in the service's profiles that was the largest single cost (see
 ``load_tests/RESULTS.md``). :class:`RecordReader` drains the same fetched data, with the
 same bookkeeping as ``getmany()`` (consumed positions, the wait during a rebalance, fetch
 errors raised, the fetcher woken for the next fetch), but hands over aiokafka's native
@@ -9,8 +9,8 @@ record objects (``offset``, ``key``, ``value``), one record batch at a time.
 
 It reads aiokafka's fetcher internals, so it is tied to the pinned aiokafka version
 (``pyproject.toml``): with another version, :func:`fast_path_problem` says so and the
-reader falls back to ``getmany()`` (and logs why). The integration tests run
-the fast path against a real broker (``tests/integration/test_records.py``).
+reader falls back to ``getmany()`` (and logs why). The integration tests run the fast path
+against a real broker (``tests/integration/test_records.py``).
 """
 
 from __future__ import annotations
