@@ -29,6 +29,7 @@ from river import drift as river_drift
 from driftline.config import parse_settings
 from driftline.demo.scenario import reference_rows, wide_numeric_scenario, write_events
 from driftline.pipeline import Pipeline
+from driftline.planning import build_plan
 from driftline.profile import ProfileSource, ReferenceProfile, build_profile
 from driftline.replay import ReplaySinks, replay
 
@@ -63,7 +64,7 @@ def run_driftline(
     config: dict[str, object] = {"models": [{"model_id": profile.model_id}]}
     if detectors is not None:
         config["detectors"] = {"numeric": detectors}
-    pipeline = Pipeline(parse_settings(config), {0: profile})
+    pipeline = Pipeline(build_plan(parse_settings(config), {0: profile}))
     with (
         (out_dir / "alerts.jsonl").open("wb") as alerts,
         (out_dir / "retrain.jsonl").open("wb") as retrain,

@@ -69,7 +69,7 @@ from driftline.demo.scenario import (
     wide_numeric_scenario,
 )
 from driftline.localkafka import KAFKA_VERSION, LocalKafka
-from driftline.pipeline import Pipeline
+from driftline.planning import build_plan
 from driftline.profile import ProfileSource, build_profile, save_profile
 from driftline.service.app import MonitorService
 from driftline.service.kafka_clients import (
@@ -826,8 +826,7 @@ def _monitoring(status: Any) -> tuple[int, int]:
 
 
 async def _profiled(settings: Settings, total: int, profiler: cProfile.Profile) -> float:
-    pipeline = Pipeline.from_settings(settings)
-    service = MonitorService(settings, pipeline.profiles, ServiceMetrics())
+    service = MonitorService(settings, build_plan(settings), ServiceMetrics())
     stop = asyncio.Event()
     started = 0.0
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -31,6 +32,7 @@ from driftline.demo.scenario import (
     write_reference_csv,
 )
 from driftline.pipeline import Pipeline
+from driftline.planning import build_plan
 from driftline.profile import ReferenceProfile
 from driftline.profile_io import build_profile_from_file
 from driftline.replay import ReplaySinks, replay
@@ -70,7 +72,7 @@ ALL_BOOLEAN = ["psi", "jensen_shannon", "chi_square", "quality_missing", "qualit
 
 def make_pipeline(config: dict[str, Any], profiles: dict[int, ReferenceProfile]) -> Pipeline:
     """The one place that follows the core's construction API."""
-    return Pipeline(parse_settings(config), profiles)
+    return Pipeline(build_plan(parse_settings(config), profiles))
 
 
 def sha(data: bytes) -> str:
@@ -125,8 +127,11 @@ def run(
 
 def main() -> int:
     out: dict[str, Any] = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
+    # A fixed directory: a profile's id covers the path of the file it was built from.
+    root = Path(tempfile.gettempdir()) / "driftline-output-digest"
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(parents=True)
+    if True:
         credit = credit_scoring_scenario(
             events=40_000,
             model_id="m",

@@ -12,6 +12,7 @@ import pytest
 
 from driftline.config import parse_settings
 from driftline.pipeline import Pipeline
+from driftline.planning import build_plan
 from driftline.policy.alerts import Alert
 from driftline.profile import ProfileSource, build_profile
 from tests.stream_support import FEATURES, Drift, event_stream, reference_columns
@@ -28,7 +29,7 @@ def _pipeline() -> Pipeline:
         source=ProfileSource(kind="file", sha256="0" * 64),
     )
     settings = parse_settings({"models": [{"model_id": "m"}]})
-    return Pipeline(settings, {0: profile})
+    return Pipeline(build_plan(settings, {0: profile}))
 
 
 def _run(pipeline: Pipeline, total: int, drift: Drift | None) -> list[Alert]:

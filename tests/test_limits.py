@@ -16,6 +16,7 @@ from driftline.demo.scenario import Drift, credit_scoring_scenario, event_lines
 from driftline.events import DeadLetterReason
 from driftline.findings import Finding
 from driftline.pipeline import Pipeline
+from driftline.planning import build_plan
 from driftline.service.kafka_clients import MAX_STATE_RECORD_BYTES
 from driftline.service.metrics import ServiceMetrics
 from driftline.service.topics import DEAD_LETTER_MAX_MESSAGE_BYTES, topic_specs
@@ -67,7 +68,7 @@ def drifting(model: str, events: int = 3_000, seed: int = 0) -> list[bytes]:
 def test_payload_size_limit_is_inclusive_and_dead_letters_the_rest() -> None:
     small = event(features={"a": 1.0, "pad": "x"})
     limit = len(small)
-    pipeline = Pipeline(settings(decode={"max_payload_bytes": limit}), {})
+    pipeline = Pipeline(build_plan(settings(decode={"max_payload_bytes": limit}), {}))
     bigger = event(features={"a": 1.0, "pad": "xy"})
     output = pipeline.process([small, bigger])
     assert [(d.index, d.reason, d.payload) for d in output.dead_letters] == [
@@ -77,7 +78,7 @@ def test_payload_size_limit_is_inclusive_and_dead_letters_the_rest() -> None:
 
 
 def test_feature_count_limit_counts_features_and_prediction_classes() -> None:
-    pipeline = Pipeline(settings(decode={"max_features": 100}), {})
+    pipeline = Pipeline(build_plan(settings(decode={"max_features": 100}), {}))
     at_limit = event(features={f"f{i}": i for i in range(100)})
     over = event(features={f"f{i}": i for i in range(101)})
     classes = event(features={f"f{i}": i for i in range(99)}, prediction={"x": 0.1, "y": 0.9})
@@ -115,13 +116,13 @@ def test_versions_beyond_the_limit_are_dead_letters_and_the_others_unaffected() 
         if value is not None
     ]
     config = settings(limits={"max_model_versions": 2})
-    clean = run(Pipeline(config, {}), [v for v in stream if v not in set(extra)], 1000)
+    clean = run(Pipeline(build_plan(config, {})), [v for v in stream if v not in set(extra)], 1000)
     assert clean["alerts"], "the drifting models must alert"
     assert clean["dead"] == []
     for chunk in (1000, 337, 1):
         if chunk == 1:
             stream = stream[:2000]  # one event per batch: a shorter stream keeps it fast
-        limited = Pipeline(config, {})
+        limited = Pipeline(build_plan(config, {}))
         out = run(limited, stream, chunk)
         expected_dead = [
             (i, "too_many_models", value) for i, value in enumerate(stream) if value in set(extra)
@@ -137,7 +138,7 @@ def test_versions_beyond_the_limit_are_dead_letters_and_the_others_unaffected() 
 
 def test_model_version_limit_message_and_ignored_versions_count() -> None:
     config = settings(limits={"max_model_versions": 1}, unconfigured_models="ignore")
-    pipeline = Pipeline(config, {})
+    pipeline = Pipeline(build_plan(config, {}))
     output = pipeline.process([event("a"), event("b"), event("a", i=1)])
     assert [(d.index, d.reason) for d in output.dead_letters] == [(1, R.TOO_MANY_MODELS)]
     message = output.dead_letters[0].message
@@ -146,7 +147,7 @@ def test_model_version_limit_message_and_ignored_versions_count() -> None:
 
 
 def test_dead_letters_of_decoding_and_limits_come_in_input_order() -> None:
-    pipeline = Pipeline(settings(limits={"max_model_versions": 1}), {})
+    pipeline = Pipeline(build_plan(settings(limits={"max_model_versions": 1}), {}))
     payloads = [event("b", i=0), b"{", event("a"), event("b", i=1), b"[]", event("c")]
     output = pipeline.process(payloads)
     assert [(d.index, d.reason.value) for d in output.dead_letters] == [
@@ -160,9 +161,9 @@ def test_dead_letters_of_decoding_and_limits_come_in_input_order() -> None:
 
 def test_version_limit_survives_a_checkpoint() -> None:
     config = settings(limits={"max_model_versions": 2})
-    first = Pipeline(config, {})
+    first = Pipeline(build_plan(config, {}))
     first.process([event("a"), event("b")])
-    second = Pipeline(config, {})
+    second = Pipeline(build_plan(config, {}))
     second.restore(first.to_state())
     output = second.process([event("c"), event("a", i=1)])
     assert [(d.index, d.reason) for d in output.dead_letters] == [(0, R.TOO_MANY_MODELS)]
@@ -185,7 +186,7 @@ def test_warmup_columns_are_capped_and_wider_events_dead_lettered() -> None:
         event(i=7, features={"new": 1, "other": 2, "more": 3}),  # monitored: accepted
     ]
     for chunk in (8, 3, 1):
-        pipeline = Pipeline(config, {})
+        pipeline = Pipeline(build_plan(config, {}))
         out = run(pipeline, payloads, chunk)
         assert [(i, reason) for i, reason, _ in out["dead"]] == [
             (1, "too_many_warmup_features"),
@@ -200,8 +201,8 @@ def test_warmup_columns_are_capped_and_wider_events_dead_lettered() -> None:
 
 def test_warmup_memory_stays_bounded_under_distinct_names() -> None:
     config = settings(warmup_events=1_000, limits={"max_warmup_values": 50_000})
-    pipeline = Pipeline(config, {})
-    assert pipeline.warmup_columns == 50
+    pipeline = Pipeline(build_plan(config, {}))
+    assert pipeline.plan.warmup_columns == 50
     # Every event brings 20 names never seen before.
     payloads = [event(i=i, features={f"f{i}-{j}": j for j in range(20)}) for i in range(400)]
     output = pipeline.process(payloads)
@@ -215,7 +216,7 @@ def test_warmup_memory_stays_bounded_under_distinct_names() -> None:
 
 def test_configured_profiles_have_no_warmup_limit() -> None:
     config = settings(warmup_events=10, limits={"max_warmup_values": 10})
-    pipeline = Pipeline(config, {})
+    pipeline = Pipeline(build_plan(config, {}))
     pipeline.process([event(i=i, features={"a": 1.0}) for i in range(10)])  # profile learned
     output = pipeline.process([event(i=10, features={f"f{j}": j for j in range(30)})])
     assert output.dead_letters == []
@@ -244,7 +245,7 @@ class _Service:
 
 
 def _with_findings(versions: int, features: int, model: str = 'm\n"{}') -> Pipeline:
-    pipeline = Pipeline(settings(), {})
+    pipeline = Pipeline(build_plan(settings(), {}))
     for v in range(versions):
         key = (model, str(v))
         pipeline.latest[key] = {

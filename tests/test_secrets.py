@@ -16,6 +16,7 @@ import yaml
 from aiohttp.test_utils import TestClient, TestServer
 
 from driftline.config import ConfigError, load_settings, parse_settings
+from driftline.planning import build_plan
 from driftline.service.app import MonitorService
 from driftline.service.http import make_app
 from driftline.service.metrics import ServiceMetrics
@@ -164,7 +165,7 @@ async def _bodies(service: MonitorService) -> list[bytes]:
 def test_http_bodies_hold_no_secret() -> None:
     settings = parse_settings(_raw())
     metrics = ServiceMetrics(wall_clock=lambda: 2_000_000_000.0)
-    service = MonitorService(settings, {}, metrics)
+    service = MonitorService(settings, build_plan(settings), metrics)
     metrics.watch(service)
     for body in asyncio.run(_bodies(service)):
         _assert_no_secret(body)

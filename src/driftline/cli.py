@@ -16,6 +16,7 @@ from rich.console import Console
 from driftline import __version__
 from driftline.config import ConfigError, Settings, load_settings
 from driftline.pipeline import Pipeline
+from driftline.planning import build_plan
 from driftline.profile import FeatureKind, ProfileError, save_profile
 from driftline.profile_io import build_profile_from_file
 from driftline.replay import DEFAULT_BATCH_SIZE, ReplaySinks, replay
@@ -159,7 +160,7 @@ def _cmd_replay(args: argparse.Namespace, console: Console) -> int:
     if args.batch_size <= 0:
         raise ConfigError("--batch-size: must be a positive number")
     settings = load_settings(args.config)
-    pipeline = Pipeline.from_settings(settings)
+    pipeline = Pipeline(build_plan(settings))
     if not args.events.is_file():
         raise ConfigError(f"{args.events}: no such events file")
     with (
@@ -181,7 +182,7 @@ def effective_settings(settings: Settings) -> str:
 
 def _cmd_config_check(args: argparse.Namespace, console: Console) -> int:
     settings = load_settings(args.config, os.environ)
-    Pipeline.from_settings(settings)  # loads and checks every reference profile
+    build_plan(settings)  # loads and checks every reference profile and threshold
     sys.stdout.write(effective_settings(settings))
     console.print(f"{args.config}: OK")
     return EXIT_OK

@@ -13,8 +13,6 @@ from typing import Any, Literal, Self
 
 import yaml
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     SecretStr,
     ValidationError,
@@ -23,15 +21,17 @@ from pydantic import (
 )
 
 from driftline.detectors.catalog import DEFAULT_DETECTORS, DETECTORS
+from driftline.policy.alerts import AlertSettings
+from driftline.policy.retrain import RetrainSettings
 from driftline.profile import FeatureKind
+from driftline.settings_base import StrictSettings
 
 
 class ConfigError(ValueError):
     """The configuration is invalid; the message names the file and the key."""
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+_Strict = StrictSettings
 
 
 class DecodeSettings(_Strict):
@@ -96,29 +96,6 @@ class PageHinkleySettings(_Strict):
     threshold: float = Field(50.0, gt=0)
     alpha: float = Field(1 - 0.0001, gt=0, le=1)
     mode: Literal["up", "down", "both"] = "both"
-
-
-class AlertSettings(_Strict):
-    fire_after: int = Field(3, gt=0)
-    """Consecutive breaching windows needed to fire."""
-    resolve_after: int = Field(3, gt=0)
-    """Consecutive clean windows needed to resolve."""
-    cooldown_seconds: float = Field(600.0, ge=0)
-    """Event time after a resolve before the same alert may fire again."""
-    min_samples: int = Field(200, gt=0)
-    """Windows with fewer (non-missing) values are not evaluated."""
-    runbook_url: str | None = None
-    """Added to every alert as the ``runbook_url`` annotation when set."""
-
-
-class RetrainSettings(_Strict):
-    on_critical: bool = True
-    min_drifted_features: int | None = Field(3, gt=0)
-    min_drifted_share: float | None = Field(0.5, gt=0, le=1)
-    on_prediction_drift: bool = True
-    data_quality_triggers: bool = False
-    """Whether data-quality alerts count: off, so a broken pipeline is not retrained on."""
-    cooldown_seconds: float = Field(3600.0, ge=0)
 
 
 class KafkaSecurity(_Strict):

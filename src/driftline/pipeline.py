@@ -14,26 +14,20 @@ from typing import Any
 
 import orjson
 
-from driftline.config import ConfigError, ModelSettings, Settings
-from driftline.detectors.catalog import DETECTORS
 from driftline.events import (
     LABEL_FEATURE,
     PREDICTION_FEATURE,
     DeadLetter,
     DeadLetterReason,
-    DecodeLimits,
     ModelBatch,
     decode_batch,
 )
 from driftline.findings import Finding
-from driftline.monitor import ModelMonitor, MonitorPlan
-from driftline.policy.alerts import Alert, AlertPolicy, Thresholds
-from driftline.policy.alerts import AlertSettings as AlertPolicySettings
+from driftline.monitor import ModelMonitor
+from driftline.plan import ModelKey, Plan, VersionPlan
+from driftline.policy.alerts import Alert, AlertPolicy
 from driftline.policy.retrain import ProfileRef, RetrainPolicy, RetrainRequest
-from driftline.policy.retrain import RetrainSettings as RetrainPolicySettings
-from driftline.profile import ProfileError, ReferenceProfile, load_profile
 
-ModelKey = tuple[str, str]
 STATE_VERSION = 1
 
 
@@ -95,25 +89,14 @@ class PipelineCounters:
 class _ModelVersion:
     """Monitor and policies of one model version."""
 
-    def __init__(
-        self,
-        key: ModelKey,
-        settings: Settings,
-        entry: ModelSettings | None,
-        profile: ReferenceProfile | None,
-    ) -> None:
-        self.monitor = ModelMonitor(key[0], key[1], _plan(settings, entry), profile)
-        self._profile_ref: tuple[ReferenceProfile, ProfileRef] | None = None
+    def __init__(self, key: ModelKey, plan: Plan, version_plan: VersionPlan) -> None:
+        self.plan = version_plan
+        self.monitor = ModelMonitor(key[0], key[1], version_plan.monitor, version_plan.profile)
         self.alerts = AlertPolicy(
-            source=settings.source,
-            settings=AlertPolicySettings(**settings.alerts.model_dump()),
-            thresholds=_threshold_lookup(settings, entry),
+            source=plan.source, settings=plan.alerts, thresholds=version_plan.thresholds
         )
         self.retrain = RetrainPolicy(
-            source=settings.source,
-            model_id=key[0],
-            model_version=key[1],
-            settings=RetrainPolicySettings(**settings.retrain.model_dump()),
+            source=plan.source, model_id=key[0], model_version=key[1], settings=plan.retrain
         )
 
     def to_state(self) -> dict[str, Any]:
@@ -123,88 +106,50 @@ class _ModelVersion:
             "retrain": self.retrain.to_state(),
         }
 
-    def restore(
-        self,
-        state: dict[str, Any],
-        settings: Settings,
-        entry: ModelSettings | None,
-        profile: ReferenceProfile | None,
-    ) -> None:
+    def restore(self, state: dict[str, Any]) -> None:
         key = (self.monitor.model_id, self.monitor.model_version)
         self.monitor = ModelMonitor.from_state(
             state["monitor"],
             model_id=key[0],
             model_version=key[1],
-            plan=self.monitor.plan,
-            profile=profile,
+            plan=self.plan.monitor,
+            profile=self.plan.profile,
         )
         self.alerts = AlertPolicy.from_state(
             state["alerts"],
-            source=settings.source,
+            source=self.alerts.source,
             settings=self.alerts.settings,
-            thresholds=_threshold_lookup(settings, entry),
+            thresholds=self.plan.thresholds,
         )
         self.retrain = RetrainPolicy.from_state(
             state["retrain"],
-            source=settings.source,
+            source=self.retrain.source,
             model_id=key[0],
             model_version=key[1],
             settings=self.retrain.settings,
         )
 
     def profile_ref(self) -> ProfileRef:
-        """The monitor's profile id and data hash (the id hashes the whole profile: cached)."""
+        """The monitor's profile id and data hash."""
         profile = self.monitor.profile
         if profile is None:
             return ProfileRef(profile_id=None, sha256=None)
-        cached = self._profile_ref
-        if cached is None or cached[0] is not profile:
-            cached = (profile, ProfileRef(profile.profile_id, profile.source.sha256))
-            self._profile_ref = cached
-        return cached[1]
+        return ProfileRef(profile.profile_id, profile.source.sha256)
 
 
 class Pipeline:
     """All monitored model versions of one deployment (or, in the service, one partition)."""
 
-    def __init__(self, settings: Settings, profiles: dict[int, ReferenceProfile]) -> None:
-        """``profiles`` maps an index into ``settings.models`` to that entry's profile."""
-        self.settings = settings
-        self.profiles = profiles
-        self.limits = DecodeLimits(
-            max_payload_bytes=settings.decode.max_payload_bytes,
-            max_features=settings.decode.max_features,
-        )
+    def __init__(self, plan: Plan) -> None:
+        self.plan = plan
         self.versions: dict[ModelKey, _ModelVersion | None] = {}
-        """Every model version seen (``None``: ignored), at most ``limits.max_model_versions``."""
-        self.warmup_columns = max(1, settings.limits.max_warmup_values // settings.warmup_events)
-        """Most columns one version's warm-up holds (``limits.max_warmup_values`` bound)."""
+        """Every model version seen (``None``: ignored), at most ``plan.max_model_versions``."""
         self.counters = PipelineCounters()
         self.latest: dict[ModelKey, dict[tuple[str, str], Finding]] = {}
         """The latest finding per model version and (feature, detector), for status pages."""
 
-    @classmethod
-    def from_settings(cls, settings: Settings) -> Pipeline:
-        """Load every configured reference profile; errors name the config key."""
-        profiles: dict[int, ReferenceProfile] = {}
-        for i, entry in enumerate(settings.models):
-            if entry.reference_profile is None:
-                continue
-            key = f"models.{i}.reference_profile"
-            try:
-                profile = load_profile(entry.reference_profile)
-            except (ProfileError, OSError) as exc:
-                raise ConfigError(f"{key}: {exc}") from None
-            if profile.model_id != entry.model_id:
-                raise ConfigError(
-                    f"{key}: profile {entry.reference_profile} is for model "
-                    f"{profile.model_id!r}, not {entry.model_id!r}"
-                )
-            profiles[i] = profile
-        return cls(settings, profiles)
-
     def process(self, payloads: Sequence[bytes]) -> PipelineOutput:
-        decoded = decode_batch(payloads, self.limits)
+        decoded = decode_batch(payloads, self.plan.decode)
         dead_letters = decoded.dead_letters
         limited = len(dead_letters)
         found: list[tuple[int, ModelKey, Finding]] = []
@@ -260,7 +205,7 @@ class Pipeline:
 
     @property
     def max_model_versions(self) -> int:
-        return self.settings.limits.max_model_versions
+        return self.plan.max_model_versions
 
     def _warmup_parts(
         self,
@@ -272,8 +217,8 @@ class Pipeline:
         """``batch`` of a warming-up version as its warm-up rows and the rows after the
         warm-up ends (each with only its own rows' columns, so a learned profile does not
         depend on where batches are cut); warm-up rows that would take the warm-up beyond
-        :attr:`warmup_columns` columns become dead letters instead."""
-        cap = self.warmup_columns
+        ``plan.warmup_columns`` columns become dead letters instead."""
+        cap = self.plan.warmup_columns
         names = set(monitor.warmup)
         room = monitor.plan.warmup_events - monitor.warmup_rows
         fits = len(names) + len(batch.columns) <= cap or len(names.union(batch.columns)) <= cap
@@ -309,14 +254,8 @@ class Pipeline:
     def _version(self, key: ModelKey) -> _ModelVersion | None:
         if key in self.versions:
             return self.versions[key]
-        index = _entry_index(self.settings, key)
-        version: _ModelVersion | None
-        if index is None and self.settings.unconfigured_models == "ignore":
-            version = None
-        else:
-            entry = None if index is None else self.settings.models[index]
-            profile = None if index is None else self.profiles.get(index)
-            version = _ModelVersion(key, self.settings, entry, profile)
+        version_plan = self.plan.for_version(key)
+        version = None if version_plan is None else _ModelVersion(key, self.plan, version_plan)
         self.versions[key] = version
         return version
 
@@ -338,11 +277,10 @@ class Pipeline:
         self.versions = {}
         for item in state["versions"]:
             key = (item["model_id"], item["model_version"])
-            index = _entry_index(self.settings, key)
-            entry = None if index is None else self.settings.models[index]
-            profile = None if index is None else self.profiles.get(index)
-            version = _ModelVersion(key, self.settings, entry, None)
-            version.restore(item["state"], self.settings, entry, profile)
+            # A version the plan now ignores keeps its state (as it was checkpointed).
+            version_plan = self.plan.for_version(key) or self.plan.unconfigured
+            version = _ModelVersion(key, self.plan, version_plan)
+            version.restore(item["state"])
             self.versions[key] = version
         self.counters = PipelineCounters.from_state(state.get("counters", {}))
 
@@ -406,72 +344,3 @@ def _by_window(
             last = marker
         groups[-1][1].append(finding)
     return groups
-
-
-def _entry_index(settings: Settings, key: ModelKey) -> int | None:
-    fallback = None
-    for i, entry in enumerate(settings.models):
-        if entry.model_id != key[0]:
-            continue
-        if entry.model_version == key[1]:
-            return i
-        if entry.model_version is None and fallback is None:
-            fallback = i
-    return fallback
-
-
-def _plan(settings: Settings, entry: ModelSettings | None) -> MonitorPlan:
-    detectors = dict(settings.detectors)
-    features = {} if entry is None else entry.features
-    if entry is not None and entry.detectors is not None:
-        detectors.update(entry.detectors)
-    window = settings.window
-    return MonitorPlan(
-        window_events=window.events,
-        window_seconds=window.duration_seconds,
-        warmup_events=settings.warmup_events,
-        top_k_categories=settings.top_k_categories,
-        detectors=detectors,
-        feature_detectors={
-            name: f.detectors for name, f in features.items() if f.detectors is not None
-        },
-        excluded=frozenset(name for name, f in features.items() if f.exclude),
-        adwin=settings.adwin.model_dump(),
-        page_hinkley=settings.page_hinkley.model_dump(),
-    )
-
-
-def _threshold_lookup(settings: Settings, entry: ModelSettings | None) -> _ThresholdTable:
-    return _ThresholdTable(settings, entry)
-
-
-class _ThresholdTable:
-    """Thresholds by precedence: feature entry > model entry > top level > catalog default."""
-
-    def __init__(self, settings: Settings, entry: ModelSettings | None) -> None:
-        self.settings = settings
-        self.entry = entry
-        self.cache: dict[tuple[str, str], Thresholds] = {}
-
-    def __call__(self, feature: str, detector: str) -> Thresholds:
-        key = (feature, detector)
-        cached = self.cache.get(key)
-        if cached is not None:
-            return cached
-        spec = DETECTORS[detector]
-        warning, critical = spec.warning, spec.critical
-        layers = [self.settings.thresholds]
-        if self.entry is not None:
-            layers.append(self.entry.thresholds)
-            feature_settings = self.entry.features.get(feature)
-            if feature_settings is not None:
-                layers.append(feature_settings.thresholds)
-        for layer in layers:
-            override = layer.get(detector)
-            if override is not None:
-                fields = override.model_fields_set
-                warning = override.warning if "warning" in fields else warning
-                critical = override.critical if "critical" in fields else critical
-        result = Thresholds(warning=warning, critical=critical, direction=spec.direction)
-        self.cache[key] = result
-        return result

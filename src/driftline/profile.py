@@ -34,7 +34,7 @@ import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from collections.abc import Set as AbstractSet
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -136,23 +136,24 @@ class ReferenceProfile:
     source: ProfileSource
     features: dict[str, FeatureProfile]
     schema_version: int = SCHEMA_VERSION
+    _id: str | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def profile_id(self) -> str:
         """Deterministic id: the first 16 hex digits of the SHA-256 of the canonical JSON.
 
         The canonical JSON is :meth:`to_dict` without ``profile_id``, with sorted keys and
-        no whitespace. It is recomputed on each access.
+        no whitespace. It is computed once (a profile is immutable).
         """
-        canonical = orjson.dumps(_profile_body(self), option=orjson.OPT_SORT_KEYS)
-        return hashlib.sha256(canonical).hexdigest()[:16]
+        if self._id is None:
+            object.__setattr__(self, "_id", _canonical_id(_profile_body(self)))
+        assert self._id is not None
+        return self._id
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready form, including ``schema_version`` and ``profile_id``."""
         body = _profile_body(self)
-        body["profile_id"] = hashlib.sha256(
-            orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
-        ).hexdigest()[:16]
+        body["profile_id"] = self.profile_id
         return body
 
     def to_json(self) -> bytes:
@@ -436,6 +437,10 @@ def _feature_dict(feature: FeatureProfile) -> dict[str, Any]:
             distinct_count=cat.distinct_count,
         )
     return out
+
+
+def _canonical_id(body: dict[str, Any]) -> str:
+    return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
 
 
 def _profile_body(profile: ReferenceProfile) -> dict[str, Any]:

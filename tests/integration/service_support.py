@@ -30,6 +30,7 @@ from driftline.demo.scenario import (
     write_reference_csv,
 )
 from driftline.pipeline import Pipeline
+from driftline.planning import build_plan
 from driftline.profile import save_profile
 from driftline.profile_io import build_profile_from_file
 from driftline.service.topics import create_topics
@@ -281,7 +282,7 @@ def wait_committed(deployment: Deployment, events: int, timeout: float = 120.0) 
 
 def replay_reference(deployment: Deployment, values: Iterable[bytes]) -> dict[str, list[bytes]]:
     """What `driftline replay` produces for the same events (alerts, retrain, dead letters)."""
-    pipeline = Pipeline.from_settings(deployment.settings)
+    pipeline = Pipeline(build_plan(deployment.settings))
     alerts: list[bytes] = []
     retrain: list[bytes] = []
     dead: list[bytes] = []
@@ -437,7 +438,7 @@ class ReplayResult:
 
 
 def replay_with_counts(deployment: Deployment, values: Sequence[bytes]) -> ReplayResult:
-    pipeline = Pipeline.from_settings(deployment.settings)
+    pipeline = Pipeline(build_plan(deployment.settings))
     outputs: dict[str, list[bytes]] = {"alerts": [], "retrain": [], "dead": []}
     for start in range(0, len(values), 1000):
         output = pipeline.process(values[start : start + 1000])
@@ -519,11 +520,11 @@ def read_by_partition(deployment: Deployment, topic: str) -> dict[int, list[byte
 def first_alert_offsets(deployment: Deployment, values: Sequence[bytes]) -> int | None:
     """Offset of the first event of one partition's ``values`` that makes the core emit an
     alert (chunks of 200, then one by one from the chunk's saved state), or None."""
-    pipeline = Pipeline.from_settings(deployment.settings)
+    pipeline = Pipeline(build_plan(deployment.settings))
     for start in range(0, len(values), 200):
         saved = pipeline.to_state()
         if pipeline.process(values[start : start + 200]).alerts:
-            exact = Pipeline.from_settings(deployment.settings)
+            exact = Pipeline(build_plan(deployment.settings))
             exact.restore(saved)
             for offset in range(start, min(start + 200, len(values))):
                 if exact.process([values[offset]]).alerts:

@@ -34,6 +34,7 @@ from driftline.demo.live_view import (
 )
 from driftline.demo.scenario import credit_scoring_scenario, event_lines, write_reference_csv
 from driftline.pipeline import Pipeline
+from driftline.planning import build_plan
 from driftline.profile import save_profile
 from driftline.profile_io import build_profile_from_file
 
@@ -89,7 +90,7 @@ def test_view_shows_the_drifted_feature_firing(tmp_path: Path) -> None:
     )
     save_profile(profile, tmp_path / "p.json")
     settings = parse_settings(demo_config("p.json", "h:1"), base_dir=tmp_path)
-    pipeline = Pipeline.from_settings(settings)
+    pipeline = Pipeline(build_plan(settings))
     drifted = drift_schedule(6.0, 1000.0)[0].drifts
     scenario = credit_scoring_scenario(
         events=6_000,

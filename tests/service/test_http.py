@@ -11,6 +11,7 @@ from aiokafka.structs import ConsumerRecord
 
 from driftline.config import parse_settings
 from driftline.pipeline import Pipeline
+from driftline.planning import build_plan
 from driftline.service.app import MonitorService, PartitionState
 from driftline.service.http import make_app
 from driftline.service.metrics import ServiceMetrics
@@ -20,7 +21,7 @@ from tests.stream_support import event_stream
 def _service() -> MonitorService:
     settings = parse_settings({"warmup_events": 500})
     metrics = ServiceMetrics(wall_clock=lambda: 2_000_000_000.0)
-    service = MonitorService(settings, {}, metrics)
+    service = MonitorService(settings, build_plan(settings), metrics)
     metrics.watch(service)
     return service
 
@@ -45,7 +46,7 @@ def test_not_ready_until_partitions_are_assigned() -> None:
 def test_status_and_metrics_reflect_processed_batches() -> None:
     service = _service()
     tp = TopicPartition("in", 0)
-    pipeline = Pipeline(service.settings, {})
+    pipeline = Pipeline(build_plan(service.settings, {}))
     service.partitions[tp] = PartitionState(tp, pipeline, next_offset=0)
     events = [*event_stream(3_000), b"not json"]
     records = [

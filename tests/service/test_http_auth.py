@@ -11,6 +11,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from driftline.config import ConfigError, HttpSettings, parse_settings
+from driftline.planning import build_plan
 from driftline.service.app import MonitorService
 from driftline.service.http import make_app, start_http
 from driftline.service.metrics import ServiceMetrics
@@ -23,7 +24,7 @@ PUBLIC = ("/healthz", "/metrics")
 def _service(**http: Any) -> MonitorService:
     settings = parse_settings({"warmup_events": 500, "http": http})
     metrics = ServiceMetrics(wall_clock=lambda: 2_000_000_000.0)
-    service = MonitorService(settings, {}, metrics)
+    service = MonitorService(settings, build_plan(settings), metrics)
     metrics.watch(service)
     service.running = service.assigned_once = True  # ready: /readyz answers 200 when allowed
     return service

@@ -59,7 +59,7 @@ from driftline.demo.scenario import (
     write_reference_csv,
 )
 from driftline.localkafka import KAFKA_VERSION, LocalKafka, LocalKafkaError
-from driftline.pipeline import Pipeline
+from driftline.planning import build_plan
 from driftline.profile import ProfileError, save_profile
 from driftline.profile_io import build_profile_from_file
 from driftline.service.app import MonitorService
@@ -521,8 +521,8 @@ class DemoRun:
             stack.callback(handle.close)
             self._sinks[name] = handle
 
-        pipeline = Pipeline.from_settings(settings)  # loads and checks the profile
-        service = MonitorService(settings, pipeline.profiles, self.metrics)
+        plan = build_plan(settings)  # loads and checks the profile
+        service = MonitorService(settings, plan, self.metrics)
         self.metrics.watch(service)
         self.service = service
         runner, port = await start_http(service, settings.http.host, settings.http.port)

@@ -20,7 +20,8 @@ from rich.table import Table
 from rich.text import Text
 
 from driftline.detectors.catalog import DETECTORS
-from driftline.pipeline import ModelKey, Pipeline
+from driftline.pipeline import Pipeline
+from driftline.plan import ModelKey
 from driftline.policy.alerts import Severity, Thresholds, format_number
 
 ALERT_LINES_SHOWN = 8

@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Self
 
 import orjson
+from pydantic import Field
 
 from driftline.cloudevents import (
     ALERT_TYPE,
@@ -49,6 +50,7 @@ from driftline.cloudevents import (
 )
 from driftline.events import LABEL_FEATURE, PREDICTION_FEATURE
 from driftline.findings import Finding
+from driftline.settings_base import StrictSettings
 
 Severity = Literal["warning", "critical"]
 Status = Literal["firing", "resolved"]
@@ -115,30 +117,19 @@ class Thresholds:
         return self.critical if severity == "critical" else self.warning
 
 
-@dataclass(frozen=True, slots=True)
-class AlertSettings:
-    """Debounce settings shared by all alerts of a policy."""
+class AlertSettings(StrictSettings):
+    """Debounce settings shared by all alerts of a policy (config key ``alerts``)."""
 
-    fire_after: int = 3
+    fire_after: int = Field(3, gt=0)
     """Consecutive breaching windows needed to fire."""
-    resolve_after: int = 3
+    resolve_after: int = Field(3, gt=0)
     """Consecutive clear windows needed to resolve."""
-    cooldown_seconds: float = 600.0
+    cooldown_seconds: float = Field(600.0, ge=0, allow_inf_nan=False)
     """Event time after a resolve before the same alert may fire again."""
-    min_samples: int = 200
-    """Findings with fewer samples are ignored (neither breach nor clear)."""
+    min_samples: int = Field(200, ge=0)
+    """Windows with fewer (non-missing) values are not evaluated (neither breach nor clear)."""
     runbook_url: str | None = None
     """Added to every alert as the ``runbook_url`` annotation when set."""
-
-    def __post_init__(self) -> None:
-        if self.fire_after < 1:
-            raise ValueError(f"fire_after must be >= 1, got {self.fire_after}")
-        if self.resolve_after < 1:
-            raise ValueError(f"resolve_after must be >= 1, got {self.resolve_after}")
-        if not (math.isfinite(self.cooldown_seconds) and self.cooldown_seconds >= 0):
-            raise ValueError(f"cooldown_seconds must be >= 0, got {self.cooldown_seconds}")
-        if self.min_samples < 0:
-            raise ValueError(f"min_samples must be >= 0, got {self.min_samples}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,6 +36,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Self
 
+from pydantic import Field
+
 from driftline.cloudevents import (
     RETRAIN_TYPE,
     cloud_event,
@@ -53,37 +55,28 @@ from driftline.policy.alerts import (
     is_prediction_feature,
     statistic_display_name,
 )
+from driftline.settings_base import StrictSettings
 
 ReasonCode = Literal["critical_alert", "drifted_features", "drifted_share", "prediction_drift"]
 STATE_VERSION = 1
 _SEVERITY_RANK = {"warning": 1, "critical": 2}
 
 
-@dataclass(frozen=True, slots=True)
-class RetrainSettings:
-    """When a model version's alerts amount to a retrain request."""
+class RetrainSettings(StrictSettings):
+    """When a model version's alerts amount to a retrain request (config key ``retrain``)."""
 
     on_critical: bool = True
     """Any firing critical alert triggers."""
-    min_drifted_features: int | None = 3
+    min_drifted_features: int | None = Field(3, gt=0)
     """At least this many distinct input features with a firing alert trigger."""
-    min_drifted_share: float | None = 0.5
+    min_drifted_share: float | None = Field(0.5, gt=0, le=1)
     """At least this share of the monitored features with a firing alert triggers."""
     on_prediction_drift: bool = True
     """A firing alert on ``__prediction__`` (or a class of it) triggers."""
-    cooldown_seconds: float = 3600.0
-    """Event time between two requests of one model version."""
     data_quality_triggers: bool = False
-    """Whether data-quality alerts take part in the rule at all."""
-
-    def __post_init__(self) -> None:
-        if self.min_drifted_features is not None and self.min_drifted_features < 1:
-            raise ValueError(f"min_drifted_features must be >= 1, got {self.min_drifted_features}")
-        share = self.min_drifted_share
-        if share is not None and not (0 < share <= 1):
-            raise ValueError(f"min_drifted_share must be in (0, 1], got {share}")
-        if not (math.isfinite(self.cooldown_seconds) and self.cooldown_seconds >= 0):
-            raise ValueError(f"cooldown_seconds must be >= 0, got {self.cooldown_seconds}")
+    """Whether data-quality alerts count: off, so a broken pipeline is not retrained on."""
+    cooldown_seconds: float = Field(3600.0, ge=0, allow_inf_nan=False)
+    """Event time between two requests of one model version."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -41,7 +41,7 @@ from aiokafka.structs import OffsetAndMetadata
 
 from driftline.config import Settings
 from driftline.pipeline import Pipeline, PipelineOutput
-from driftline.profile import ReferenceProfile
+from driftline.plan import Plan
 from driftline.service.checkpoints import (
     Checkpoint,
     checkpoint_key,
@@ -143,14 +143,14 @@ class MonitorService:
     def __init__(
         self,
         settings: Settings,
-        profiles: dict[int, ReferenceProfile],
+        plan: Plan,
         metrics: ServiceMetrics,
         *,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
-        self.profiles = profiles
+        self.plan = plan
         self.metrics = metrics
         self.clock = clock
         self.wall_clock = wall_clock
@@ -505,7 +505,7 @@ class MonitorService:
 
     def _restore(self, tp: TopicPartition, checkpoint: Checkpoint | None) -> PartitionState:
         assert self.consumer is not None
-        pipeline = Pipeline(self.settings, self.profiles)
+        pipeline = Pipeline(self.plan)
         part = PartitionState(tp, pipeline, last_checkpoint=self.clock())
         if checkpoint is None:
             log.info("%s[%d]: no checkpoint, starting from the committed offset", *tp)
@@ -516,7 +516,7 @@ class MonitorService:
             # A state the current config cannot continue (e.g. a new reference profile):
             # start fresh, but from the checkpoint's offset so no event is skipped twice.
             log.warning("%s[%d]: checkpoint not restored (%s); fresh state", *tp, exc)
-            part.pipeline = Pipeline(self.settings, self.profiles)
+            part.pipeline = Pipeline(self.plan)
         self.consumer.seek(tp, checkpoint.next_offset)
         part.next_offset = checkpoint.next_offset
         part.checkpointed_offset = checkpoint.next_offset

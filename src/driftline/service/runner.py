@@ -14,7 +14,7 @@ import orjson
 from aiokafka.errors import KafkaError
 
 from driftline.config import Settings
-from driftline.pipeline import Pipeline
+from driftline.planning import build_plan
 from driftline.service.app import MonitorService
 from driftline.service.http import start_http
 from driftline.service.metrics import ServiceMetrics
@@ -96,9 +96,9 @@ def setup_logging(settings: Settings) -> None:
 
 async def serve(settings: Settings, stop: asyncio.Event) -> None:
     """Run the service until ``stop`` is set (or it fails)."""
-    pipeline = Pipeline.from_settings(settings)  # loads and checks the reference profiles
+    plan = build_plan(settings)  # loads and checks the reference profiles
     metrics = ServiceMetrics()
-    service = MonitorService(settings, pipeline.profiles, metrics)
+    service = MonitorService(settings, plan, metrics)
     metrics.watch(service)
     runner, port = await start_http(service, settings.http.host, settings.http.port)
     print(f"http: {settings.http.host}:{port}", flush=True)

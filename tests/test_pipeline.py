@@ -1,4 +1,4 @@
-"""Windowing, warm-up and batch-independence of the core (monitor + pipeline)."""
+"""The core end to end (pipeline + monitor): windowing, warm-up, batch independence, restore."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import pytest
 
 from driftline.config import parse_settings
 from driftline.pipeline import Pipeline
+from driftline.planning import build_plan
 from driftline.profile import ProfileSource, build_profile
 from tests.stream_support import FEATURES, Drift, event_stream, reference_columns
 
@@ -44,7 +45,9 @@ def test_outputs_do_not_depend_on_batch_boundaries(window: dict[str, float]) -> 
     )
 
     def run(batch: int, stream: list[bytes]) -> list[bytes]:
-        return _outputs(Pipeline(settings, {0: _profile(), 1: _profile()}), stream, batch)
+        return _outputs(
+            Pipeline(build_plan(settings, {0: _profile(), 1: _profile()})), stream, batch
+        )
 
     reference = run(1000, events)
     assert len({orjson.loads(x)["subject"].split("/")[0] for x in reference}) == 2
@@ -60,7 +63,7 @@ def test_count_windows_close_every_n_events() -> None:
     settings_with_profile = parse_settings(
         {"window": {"events": 400}, "models": [{"model_id": "m"}]}
     )
-    pipeline = Pipeline(settings_with_profile, {0: _profile()})
+    pipeline = Pipeline(build_plan(settings_with_profile, {0: _profile()}))
     pipeline.process(events[:650])
     monitor = pipeline.monitors()[("m", "1")]
     assert monitor.sequence == 650
@@ -82,7 +85,7 @@ def test_duration_windows_count_late_events_in_the_open_window() -> None:
         )
 
     settings = parse_settings({"window": {"duration_seconds": 10}, "models": [{"model_id": "m"}]})
-    pipeline = Pipeline(settings, {0: _profile()})
+    pipeline = Pipeline(build_plan(settings, {0: _profile()}))
     pipeline.process([event(0, 1000.0), event(1, 1005.0), event(2, 999.0)])  # 999 is late
     monitor = pipeline.monitors()[("m", "1")]
     assert monitor.window_rows == 3
@@ -93,7 +96,7 @@ def test_duration_windows_count_late_events_in_the_open_window() -> None:
 
 def test_warmup_learns_the_reference_then_detects_drift() -> None:
     settings = parse_settings({"warmup_events": 5_000})
-    pipeline = Pipeline(settings, {})
+    pipeline = Pipeline(build_plan(settings, {}))
     stream = event_stream(25_000, drift=Drift("x_normal", "mean_shift", 15_000))
     alerts = _outputs(pipeline, stream[:5_000], 1000)
     monitor = pipeline.monitors()[("m", "1")]
@@ -109,7 +112,7 @@ def test_warmup_learns_the_reference_then_detects_drift() -> None:
 
 
 def test_unconfigured_models_can_be_ignored() -> None:
-    pipeline = Pipeline(parse_settings({"unconfigured_models": "ignore"}), {})
+    pipeline = Pipeline(build_plan(parse_settings({"unconfigured_models": "ignore"}), {}))
     pipeline.process(event_stream(100))
     assert pipeline.counters.ignored[("m", "1")] == 100
     assert pipeline.monitors() == {}
@@ -129,12 +132,12 @@ def test_state_round_trip_continues_exactly(extra: dict[str, object]) -> None:
     settings = parse_settings({"models": [{"model_id": "m"}], **extra})
     profiles = {0: _profile()} if settings.models else {}
     events = event_stream(16_000, drift=Drift("x_normal", "scale", 8_000))
-    uninterrupted = _outputs(Pipeline(settings, profiles), events, 700)
+    uninterrupted = _outputs(Pipeline(build_plan(settings, profiles)), events, 700)
     assert uninterrupted
     for cut in (1_500, 3_000, 9_100):
-        before = Pipeline(settings, profiles)
+        before = Pipeline(build_plan(settings, profiles))
         head = _outputs(before, events[:cut], 700)
-        after = Pipeline(settings, profiles)
+        after = Pipeline(build_plan(settings, profiles))
         after.restore(before.to_state())
         assert head + _outputs(after, events[cut:], 700) == _sorted_like(uninterrupted, head)
 
@@ -149,7 +152,7 @@ def _sorted_like(full: list[bytes], head: list[bytes]) -> list[bytes]:
 
 def test_restore_rejects_state_built_on_another_profile() -> None:
     settings = parse_settings({"models": [{"model_id": "m"}]})
-    before = Pipeline(settings, {0: _profile()})
+    before = Pipeline(build_plan(settings, {0: _profile()}))
     before.process(event_stream(1_000))
     other = build_profile(
         reference_columns(5_000, seed=9),
@@ -158,4 +161,4 @@ def test_restore_rejects_state_built_on_another_profile() -> None:
         source=ProfileSource(kind="file", sha256="1" * 64),
     )
     with pytest.raises(ValueError, match="profile"):
-        Pipeline(settings, {0: other}).restore(before.to_state())
+        Pipeline(build_plan(settings, {0: other})).restore(before.to_state())
