@@ -21,7 +21,8 @@ from rich.text import Text
 
 from driftline.detectors.catalog import DETECTORS
 from driftline.pipeline import ModelKey, Pipeline
-from driftline.policy.alerts import Severity, Thresholds, format_number
+from driftline.policy.alert_text import format_number
+from driftline.policy.alerts import Severity, Thresholds
 
 ALERT_LINES_SHOWN = 8
 RETRAIN_LINES_SHOWN = 3
