@@ -16,7 +16,7 @@ from driftline.findings import Finding
 if TYPE_CHECKING:
     from driftline.policy.alerts import Direction, Severity, Status, Transition
 
-# -- table 1: display names of statistics -----------------------------------------------
+# -- table 1 of 2: statistic -> display name (verbatim) --------------------------------
 
 STATISTIC_NAMES: dict[str, str] = {
     "psi": "PSI",
@@ -33,7 +33,7 @@ STATISTIC_NAMES: dict[str, str] = {
 }
 """Display names of known statistic names; unknown names are shown as they are."""
 
-# -- table 2: what each statistic means, by display name --------------------------------
+# -- table 2 of 2: display name -> meaning (verbatim) ----------------------------------
 
 _MEANINGS: dict[str, str] = {
     "PSI": (
@@ -75,7 +75,7 @@ _MEANINGS: dict[str, str] = {
 }
 
 
-# -- rendering ----------------------------------------------------------------------------
+# -- rendering -------------------------------------------------------------------------
 
 
 def statistic_display_name(statistic: str) -> str:

@@ -28,6 +28,9 @@ extend nor break a streak.
 
 Warning and critical alerts of the same thing have different ``severity`` labels, hence
 different fingerprints: they are two alerts, as in Alertmanager.
+
+The policy owns the ``Alert`` objects of firing alerts; the retrain policy refers to them.
+The human text of an alert (summary, description) is rendered in :mod:`.alert_text`.
 """
 
 from __future__ import annotations
