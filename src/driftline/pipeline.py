@@ -127,6 +127,7 @@ class _ModelVersion:
             model_id=key[0],
             model_version=key[1],
             settings=self.retrain.settings,
+            alerts=self.alerts,
         )
 
     def profile_ref(self) -> ProfileRef:

@@ -12,13 +12,13 @@ from hypothesis import strategies as st
 
 from driftline.cloudevents import deterministic_id, fingerprint, format_time
 from driftline.findings import Finding
+from driftline.policy.alert_text import format_pair
 from driftline.policy.alerts import (
     Alert,
     AlertPolicy,
     AlertSettings,
     Thresholds,
     alert_name,
-    format_pair,
 )
 
 T0 = 1795788192.25  # 2026-11-27T14:03:12.250Z
@@ -366,7 +366,7 @@ def test_summary_names_statistics_and_features(statistic: str, feature: str, exp
 
 def test_every_catalog_statistic_has_a_display_name_and_a_meaning() -> None:
     from driftline.detectors.catalog import DETECTORS
-    from driftline.policy.alerts import _MEANINGS, STATISTIC_NAMES
+    from driftline.policy.alert_text import _MEANINGS, STATISTIC_NAMES
 
     for spec in DETECTORS.values():
         assert spec.statistic in STATISTIC_NAMES, spec.statistic

@@ -343,3 +343,49 @@ def test_alerts_of_another_model_version_are_rejected() -> None:
 def test_settings_validation(kwargs: dict[str, object]) -> None:
     with pytest.raises(ValueError):
         RetrainSettings(**kwargs)  # type: ignore[arg-type]
+
+
+def restore_both(pipe: Pipeline) -> tuple[AlertPolicy, RetrainPolicy]:
+    """Both policies of ``pipe`` through a JSON state round trip, as a checkpoint does."""
+    alerts = AlertPolicy.from_state(
+        json.loads(json.dumps(pipe.alerts.to_state())),
+        source=SOURCE,
+        settings=pipe.alerts.settings,
+        thresholds=lambda _f, _d: THRESHOLDS,
+    )
+    retrain = RetrainPolicy.from_state(
+        json.loads(json.dumps(pipe.retrain.to_state())),
+        source=SOURCE,
+        model_id="fraud-scorer",
+        model_version="7",
+        settings=pipe.retrain.settings,
+        alerts=alerts,
+    )
+    return alerts, retrain
+
+
+def test_restored_with_its_alert_policy_the_policy_holds_no_copies() -> None:
+    pipe = Pipeline(ONLY_FEATURES)
+    pipe.windows([("amount", 0.2), ("country", 0.3), ("age", 0.05)])
+    alerts, retrain = restore_both(pipe)
+    assert sorted(a.feature for a in retrain.firing()) == ["amount", "country"]
+    owned = {id(a) for a in alerts.firing()}
+    assert all(id(a) in owned for a in retrain.firing())
+    assert retrain.to_state() == pipe.retrain.to_state()
+
+
+def test_restoring_against_an_alert_policy_without_the_alert_fails() -> None:
+    pipe = Pipeline(ONLY_FEATURES)
+    pipe.window("amount", 0.2)
+    empty = AlertPolicy(
+        source=SOURCE, settings=AlertSettings(), thresholds=lambda _f, _d: THRESHOLDS
+    )
+    with pytest.raises(ValueError, match="does not hold as firing"):
+        RetrainPolicy.from_state(
+            pipe.retrain.to_state(),
+            source=SOURCE,
+            model_id="fraud-scorer",
+            model_version="7",
+            settings=pipe.retrain.settings,
+            alerts=empty,
+        )

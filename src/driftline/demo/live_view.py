@@ -22,7 +22,8 @@ from rich.text import Text
 from driftline.detectors.catalog import DETECTORS
 from driftline.pipeline import Pipeline
 from driftline.plan import ModelKey
-from driftline.policy.alerts import Severity, Thresholds, format_number
+from driftline.policy.alert_text import format_number
+from driftline.policy.alerts import Severity, Thresholds
 
 ALERT_LINES_SHOWN = 8
 RETRAIN_LINES_SHOWN = 3

@@ -1,4 +1,5 @@
-"""Policies: findings -> alert events (`alerts`), alerts -> retrain requests (`retrain`)."""
+"""Policies: findings -> alert events (`alerts`, their text in `alert_text`), alerts ->
+retrain requests (`retrain`)."""
 
 from driftline.policy.alerts import (
     Alert,

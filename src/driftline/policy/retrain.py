@@ -11,7 +11,7 @@ the firing set, in this order:
 4. ``prediction_drift``: an alert on ``__prediction__`` or one of its class columns fires
    (``on_prediction_drift``).
 
-Input features exclude ``__prediction__*``, ``__label__`` and ``__error__``. Data-quality
+Input features exclude driftline's own columns (``__prediction__*``, ``__label__``). Data-quality
 alerts (``alertname`` ``DataQuality``) are ignored unless ``data_quality_triggers`` is set:
 retraining on a broken input pipeline would teach the model the breakage.
 
@@ -45,16 +45,13 @@ from driftline.cloudevents import (
     encode_event,
     format_time,
 )
-from driftline.events import LABEL_FEATURE
-from driftline.policy.alerts import (
-    ERROR_FEATURE,
-    Alert,
+from driftline.policy.alert_text import (
     display_feature,
     format_number,
     format_pair,
-    is_prediction_feature,
     statistic_display_name,
 )
+from driftline.policy.alerts import Alert, AlertPolicy, is_prediction_feature
 from driftline.settings_base import StrictSettings
 
 ReasonCode = Literal["critical_alert", "drifted_features", "drifted_share", "prediction_drift"]
@@ -132,6 +129,8 @@ class RetrainPolicy:
         self.model_version = model_version
         self.settings = settings
         self._firing: dict[str, Alert] = {}
+        """The episode's firing alerts by fingerprint. They are the alert policy's own
+        objects (it owns them; this holds references, never copies), see :meth:`from_state`."""
         self._episode_alert_id: str | None = None
         self._episode_started_at: float | None = None
         self._last_request_at: float | None = None
@@ -226,16 +225,21 @@ class RetrainPolicy:
         model_id: str,
         model_version: str,
         settings: RetrainSettings,
+        alerts: AlertPolicy | None = None,
     ) -> Self:
-        """Rebuild a policy from :meth:`to_state`; it continues exactly where it was."""
+        """Rebuild a policy from :meth:`to_state`; it continues exactly where it was.
+
+        ``alerts`` is the restored alert policy that emitted the alerts this one follows:
+        the policy then refers to that policy's firing ``Alert`` objects instead of
+        rebuilding its own copies (the state's entries must match them). Without it, for a
+        retrain policy fed alerts by hand, the alerts are rebuilt from the state.
+        """
         if state.get("version") != STATE_VERSION:
             raise ValueError(f"unsupported retrain policy state version {state.get('version')!r}")
         policy = cls(
             source=source, model_id=model_id, model_version=model_version, settings=settings
         )
-        for entry in state["firing"]:
-            alert = Alert.from_state(entry)
-            policy._firing[alert.fingerprint] = alert
+        policy._firing = _restore_firing(state["firing"], alerts)
         policy._episode_alert_id = state["episode_alert_id"]
         started = state["episode_started_at"]
         policy._episode_started_at = None if started is None else float(started)
@@ -350,8 +354,31 @@ class RetrainPolicy:
         )
 
 
+def _restore_firing(
+    entries: Sequence[Mapping[str, Any]], owner: AlertPolicy | None
+) -> dict[str, Alert]:
+    """The firing alerts of a saved retrain policy, by fingerprint: the ``owner``'s objects
+    when given (checked against the saved entries), else rebuilt from the entries."""
+    if owner is None:
+        rebuilt = (Alert.from_state(entry) for entry in entries)
+        return {alert.fingerprint: alert for alert in rebuilt}
+    owned = {alert.fingerprint: alert for alert in owner.firing()}
+    firing: dict[str, Alert] = {}
+    for entry in entries:
+        alert = owned.get(entry["fingerprint"])
+        if alert is None or alert.id != entry["id"]:
+            raise ValueError(
+                f"retrain policy state follows alert {entry['id']!r}, which the alert policy "
+                "does not hold as firing"
+            )
+        firing[alert.fingerprint] = alert
+    return firing
+
+
 def _is_input_feature(feature: str) -> bool:
-    return not (is_prediction_feature(feature) or feature in (LABEL_FEATURE, ERROR_FEATURE))
+    """Model inputs: every name but driftline's own ``__``-prefixed columns (prediction,
+    label), which event decoding reserves; the monitor counts its inputs the same way."""
+    return not feature.startswith("__")
 
 
 def _rank_key(alert: Alert) -> tuple[int, float, str]:

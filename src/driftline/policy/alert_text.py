@@ -1,0 +1,220 @@
+"""Alert text: the summary and description an on-call engineer reads in an alert.
+
+Every name here renders a value for humans; nothing decides whether an alert fires. The two
+tables at the top (statistic display names and their meanings) are kept verbatim, as data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from driftline.cloudevents import format_time
+from driftline.events import LABEL_FEATURE, PREDICTION_FEATURE
+from driftline.findings import Finding
+
+if TYPE_CHECKING:
+    from driftline.policy.alerts import Direction, Severity, Status, Transition
+
+# -- table 1 of 2: statistic -> display name (verbatim) --------------------------------
+
+STATISTIC_NAMES: dict[str, str] = {
+    "psi": "PSI",
+    "jensen_shannon_distance": "Jensen-Shannon distance",
+    "ks_statistic": "KS statistic",
+    "wasserstein_normed": "Wasserstein distance (normalised)",
+    "chi_square_p_value": "chi-square p-value",
+    "missing_rate_increase": "missing-value rate increase",
+    "out_of_range_rate": "out-of-range rate",
+    "unseen_category_rate_increase": "unseen-category rate increase",
+    "type_violation_rate": "wrong-type rate",
+    "adwin_detections": "ADWIN detections",
+    "page_hinkley_detections": "Page-Hinkley detections",
+}
+"""Display names of known statistic names; unknown names are shown as they are."""
+
+# -- table 2 of 2: display name -> meaning (verbatim) ----------------------------------
+
+_MEANINGS: dict[str, str] = {
+    "PSI": (
+        "PSI (population stability index) measures how far the binned distribution moved "
+        "from the reference profile; 0.1 to 0.25 is usually read as a moderate and above "
+        "0.25 as a major shift."
+    ),
+    "Jensen-Shannon distance": (
+        "The Jensen-Shannon distance between the window's and the reference distribution "
+        "runs from 0 (identical) to 1 (no overlap)."
+    ),
+    "KS statistic": (
+        "The KS statistic is the largest gap between the window's and the reference "
+        "cumulative distributions (0 to 1)."
+    ),
+    "Wasserstein distance (normalised)": (
+        "The normalised Wasserstein distance is how far, on average, values moved from the "
+        "reference distribution, in units of the reference spread."
+    ),
+    "chi-square p-value": (
+        "A small chi-square p-value means the window's category frequencies are unlikely "
+        "under the reference frequencies."
+    ),
+    "missing-value rate increase": (
+        "It is the share of missing values above the reference missing rate."
+    ),
+    "out-of-range rate": "It is the share of values outside the reference minimum-maximum range.",
+    "unseen-category rate increase": (
+        "It is the share of values in categories outside the reference profile's top-K, "
+        "above the reference's own share of such values."
+    ),
+    "ADWIN detections": (
+        "It counts the changes in the feature's mean that ADWIN detected in the window."
+    ),
+    "Page-Hinkley detections": (
+        "It counts the changes in the feature's mean that Page-Hinkley detected in the window."
+    ),
+    "wrong-type rate": "It is the share of values whose type differs from the reference type.",
+}
+
+
+# -- rendering -------------------------------------------------------------------------
+
+
+def statistic_display_name(statistic: str) -> str:
+    """Human name of a statistic.
+
+    >>> statistic_display_name("psi"), statistic_display_name("my_stat")
+    ('PSI', 'my_stat')
+    """
+    return STATISTIC_NAMES.get(statistic.lower(), statistic)
+
+
+def format_number(value: float, digits: int | None = None) -> str:
+    """A statistic for humans: 2 decimals from 0.01 up, 2 significant digits below,
+    thousands separators from 1,000; ``digits`` forces that many significant digits.
+
+    >>> format_number(0.3123), format_number(0.1), format_number(0.00123), format_number(12345.6)
+    ('0.31', '0.10', '0.0012', '12,346')
+    """
+    if digits is not None:
+        return f"{value:,.{digits}g}"
+    magnitude = abs(value)
+    if magnitude == 0:
+        return "0"
+    if magnitude >= 1000:
+        return f"{value:,.0f}"
+    if magnitude >= 0.01:
+        return f"{value:.2f}"
+    return f"{value:.2g}"
+
+
+def format_pair(value: float, threshold: float) -> tuple[str, str]:
+    """Format a value and its threshold, with more digits when they would look equal.
+
+    >>> format_pair(0.2549, 0.25)
+    ('0.255', '0.25')
+    """
+    shown = format_number(value), format_number(threshold)
+    digits = 3
+    while shown[0] == shown[1] and value != threshold and digits <= 12:
+        shown = format_number(value, digits), format_number(threshold, digits)
+        digits += 1
+    return shown
+
+
+def display_time(epoch_seconds: float) -> str:
+    """``2026-11-27 14:03:12 UTC``: event time to the second, for on-call text.
+
+    >>> display_time(1795788192.25)
+    '2026-11-27 14:03:12 UTC'
+    """
+    stamp = format_time(epoch_seconds)
+    return f"{stamp[:10]} {stamp[11:19]} UTC"
+
+
+def display_model(model_id: str, model_version: str) -> str:
+    """``fraud-scorer v7`` for numeric versions, the version as given otherwise.
+
+    >>> display_model("fraud-scorer", "7"), display_model("fraud-scorer", "canary")
+    ('fraud-scorer v7', 'fraud-scorer canary')
+    """
+    prefix = "v" if model_version[:1].isdigit() else ""
+    return f"{model_id} {prefix}{model_version}"
+
+
+def display_feature(feature: str) -> str:
+    """How an alert names what drifted.
+
+    >>> display_feature("amount"), display_feature("__prediction__.fraud")
+    ('`amount`', 'the predicted probability of class `fraud`')
+    """
+    if feature == PREDICTION_FEATURE:
+        return "the prediction"
+    if feature.startswith(PREDICTION_FEATURE + "."):
+        return f"the predicted probability of class `{feature[len(PREDICTION_FEATURE) + 1 :]}`"
+    if feature == LABEL_FEATURE:
+        return "the label"
+    return f"`{feature}`"
+
+
+@dataclass(frozen=True, slots=True)
+class AlertText:
+    """Summary and description of one alert event."""
+
+    finding: Finding
+    direction: Direction
+    status: Status
+    transition: Transition
+    threshold: float
+    threshold_name: Severity
+    """Which threshold ``threshold`` is (the clear threshold of a resolve may be either)."""
+    streak: int
+    starts_at: float
+    escalated_from: float | None
+
+    def summary(self) -> str:
+        f = self.finding
+        name = statistic_display_name(f.statistic)
+        value, threshold = format_pair(f.value, self.threshold)
+        prefix = ""
+        if self.transition == "resolved":
+            prefix = "Resolved: "
+            op = "<=" if self.direction == "above" else ">="
+        else:
+            if self.status == "resolved":  # the warning side of an escalation
+                prefix = "Escalated to critical: "
+            op = ">" if self.direction == "above" else "<"
+        return (
+            f"{prefix}{name} {value} {op} {threshold} on {display_feature(f.feature)} of "
+            f"{display_model(f.model_id, f.model_version)} over {f.window_count:,} events "
+            f"ending {display_time(f.window_end)}"
+        )
+
+    def description(self) -> str:
+        f = self.finding
+        name = statistic_display_name(f.statistic)
+        threshold = f"the {self.threshold_name} threshold {format_number(self.threshold)}"
+        windows = f"{self.streak:,} consecutive window{'s' if self.streak != 1 else ''}"
+        if self.transition == "resolved":
+            side = "at or below" if self.direction == "above" else "at or above"
+            state = (
+                f"{name} has stayed {side} {threshold} for {windows}; "
+                f"the alert had been firing since {display_time(self.starts_at)}."
+            )
+        else:
+            side = "above" if self.direction == "above" else "below"
+            state = f"{name} has been {side} {threshold} for {windows}"
+            if self.status == "resolved":
+                state += "; this warning alert is superseded by the critical one."
+            elif self.escalated_from is not None:
+                since = display_time(self.escalated_from)
+                state += f", escalating the warning alert firing since {since}."
+            else:
+                state += "."
+        window = (
+            f"The latest window holds {f.window_count:,} events from "
+            f"{display_time(f.window_start)} to {display_time(f.window_end)} "
+            f"({f.sample_size:,} values used)."
+        )
+        meaning = _MEANINGS.get(
+            name, f"`{f.statistic}` is the statistic reported by the `{f.detector}` detector."
+        )
+        return f"{state} {window} {meaning}"
