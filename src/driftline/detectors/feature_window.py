@@ -26,7 +26,6 @@ from driftline.detectors.reference import (
     Counts,
     NumericReference,
     fold,
-    shares,
     shares_rows,
 )
 from driftline.detectors.stream import StreamDetections
@@ -45,10 +44,6 @@ __all__ = [
     "feature_window",
     "numeric_batches",
 ]
-
-# Former private names, still imported by tests.
-_shares = shares
-_shares_rows = shares_rows
 
 
 def _create(names: tuple[str, ...], parameters: dict[str, dict[str, Any]]) -> list[Detector]:
@@ -144,6 +139,11 @@ class NumericWindow:
     def evaluate(self, rows: int, coarse: CoarseWindow | None = None) -> list[Statistic]:
         """The window's statistics; ``coarse`` is this window's part of its
         :class:`NumericBatch` when the batch already computed it."""
+        sample = self.sample(rows, coarse)
+        return [detector.evaluate_numeric(sample) for detector in self.evaluators]
+
+    def sample(self, rows: int, coarse: CoarseWindow | None = None) -> NumericSample:
+        """What the detectors read from the window, closed after ``rows`` events."""
         bins = self.bins
         counts = bins.counts_view
         if coarse is None:
@@ -151,7 +151,7 @@ class NumericWindow:
             n = int(counts.sum())
         else:
             n, below, above = coarse.total, coarse.below, coarse.above
-        sample = NumericSample(
+        return NumericSample(
             self.reference,
             counts,
             rows=rows,
@@ -164,7 +164,6 @@ class NumericWindow:
             violations=self.violations,
             coarse=coarse,
         )
-        return [detector.evaluate_numeric(sample) for detector in self.evaluators]
 
     def reset(self) -> None:
         self.bins.clear()
@@ -220,9 +219,15 @@ class CategoryWindow:
             self.violations += int(np.count_nonzero(column.violations[start:stop]))
 
     def evaluate(self, rows: int) -> list[Statistic]:
+        """The window's statistics."""
+        sample = self.sample(rows)
+        return [detector.evaluate_categories(sample) for detector in self.evaluators]
+
+    def sample(self, rows: int) -> CategorySample:
+        """What the detectors read from the window, closed after ``rows`` events."""
         counts = self.counts
         window: Counts = np.array([*counts.counts, counts.other], dtype=np.int64)
-        sample = CategorySample(
+        return CategorySample(
             self.categories,
             self.reference_counts,
             window,
@@ -233,7 +238,6 @@ class CategoryWindow:
             violations=self.violations,
             reference_missing_rate=self.reference_missing_rate,
         )
-        return [detector.evaluate_categories(sample) for detector in self.evaluators]
 
     def reset(self) -> None:
         self.counts.clear()
