@@ -92,7 +92,6 @@ class NumericSample(WindowSample):
         self,
         reference: NumericReference,
         counts: Counts,
-        *,
         rows: int,
         total: int,
         below: int,
@@ -103,7 +102,13 @@ class NumericSample(WindowSample):
         violations: int,
         coarse: CoarseWindow | None,
     ) -> None:
-        super().__init__(rows, total, missing, violations, reference.missing_rate)
+        # WindowSample's fields set here, not by super().__init__: this runs per feature
+        # at every window close
+        self.rows = rows
+        self.total = total
+        self.missing = missing
+        self.violations = violations
+        self.reference_missing_rate = reference.missing_rate
         self.reference = reference
         self.counts = counts
         """Counts on ``reference.window_edges`` (first bin: below the reference minimum,

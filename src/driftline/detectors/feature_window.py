@@ -151,18 +151,19 @@ class NumericWindow:
             n = int(counts.sum())
         else:
             n, below, above = coarse.total, coarse.below, coarse.above
+        violations = self.violations
         return NumericSample(
             self.reference,
             counts,
-            rows=rows,
-            total=n,
-            below=below,
-            above=above,
-            minimum=bins.minimum,
-            maximum=bins.maximum,
-            missing=bins.missing - self.violations,
-            violations=self.violations,
-            coarse=coarse,
+            rows,
+            n,
+            below,
+            above,
+            bins.minimum,
+            bins.maximum,
+            bins.missing - violations,
+            violations,
+            coarse,
         )
 
     def reset(self) -> None:

@@ -195,17 +195,13 @@ class QualityMissing(Detector):
     warning = 0.05
     critical = 0.15
 
-    def _missing(self, sample: WindowSample) -> Statistic:
+    def evaluate_numeric(self, sample: WindowSample) -> Statistic:
         rows, reference_rate = sample.rows, sample.reference_missing_rate
         rate = sample.missing / rows if rows else 0.0
         evidence = {"missing_rate": _r(rate), "reference_missing_rate": _r(reference_rate)}
         return self.result(rate - reference_rate, rows, evidence)
 
-    def evaluate_numeric(self, sample: NumericSample) -> Statistic:
-        return self._missing(sample)
-
-    def evaluate_categories(self, sample: CategorySample) -> Statistic:
-        return self._missing(sample)
+    evaluate_categories = evaluate_numeric  # the same counters for every kind
 
 
 class QualityOutOfRange(Detector):
@@ -266,13 +262,9 @@ class QualityType(Detector):
     warning = 0.01
     critical = 0.05
 
-    def _violations(self, sample: WindowSample) -> Statistic:
+    def evaluate_numeric(self, sample: WindowSample) -> Statistic:
         size = sample.total + sample.violations
         value = sample.violations / size if size else 0.0
         return self.result(value, size, {"violations": sample.violations})
 
-    def evaluate_numeric(self, sample: NumericSample) -> Statistic:
-        return self._violations(sample)
-
-    def evaluate_categories(self, sample: CategorySample) -> Statistic:
-        return self._violations(sample)
+    evaluate_categories = evaluate_numeric  # the same counters for every kind
