@@ -160,7 +160,7 @@ def test_evaluate_dispatches_on_the_sample(detector: type[Detector]) -> None:
         window = _window(kind, (detector.name,))
         _fill(window, 2, 300, 1)
         [expected] = window.evaluate(300)
-        [instance] = window.evaluators
+        [instance] = window.detectors
         assert instance.evaluate(window.sample(300)) == expected
         assert expected.detector == detector.name
 

@@ -47,6 +47,7 @@ __all__ = [
 
 
 def _create(names: tuple[str, ...], parameters: dict[str, dict[str, Any]]) -> list[Detector]:
+    """The detectors ``names`` for one feature; ``parameters`` holds settings by name."""
     return [DETECTORS[name].create(parameters.get(name, {})) for name in names]
 
 
@@ -115,11 +116,10 @@ class NumericWindow:
         page_hinkley: dict[str, Any],
     ) -> None:
         self.reference = NumericReference(profile)
-        self.detectors = detectors
-        self.evaluators = _create(detectors, {"adwin": adwin, "page_hinkley": page_hinkley})
-        self.stream = {d.name: d for d in self.evaluators if isinstance(d, StreamDetections)}
+        self.detectors = _create(detectors, {"adwin": adwin, "page_hinkley": page_hinkley})
+        self.stream = {d.name: d for d in self.detectors if isinstance(d, StreamDetections)}
         """The stateful detectors, by name."""
-        self.uses_coarse_bins = any(d.uses_coarse_bins for d in self.evaluators)
+        self.uses_coarse_bins = any(d.uses_coarse_bins for d in self.detectors)
         self.bins = BinCounts(self.reference.window_edges)
         self.violations = 0
 
@@ -140,7 +140,7 @@ class NumericWindow:
         """The window's statistics; ``coarse`` is this window's part of its
         :class:`NumericBatch` when the batch already computed it."""
         sample = self.sample(rows, coarse)
-        return [detector.evaluate_numeric(sample) for detector in self.evaluators]
+        return [detector.evaluate_numeric(sample) for detector in self.detectors]
 
     def sample(self, rows: int, coarse: CoarseWindow | None = None) -> NumericSample:
         """What the detectors read from the window, closed after ``rows`` events."""
@@ -203,8 +203,7 @@ class CategoryWindow:
         if summary is None:
             raise ValueError(f"feature {profile.name!r}: {profile.kind} profile has no categories")
         self.kind = profile.kind
-        self.detectors = detectors
-        self.evaluators = _create(detectors, {})
+        self.detectors = _create(detectors, {})
         self.categories = list(summary.categories)
         self.reference_counts = np.array(
             [*summary.categories.values(), summary.other_count], dtype=np.int64
@@ -222,7 +221,7 @@ class CategoryWindow:
     def evaluate(self, rows: int) -> list[Statistic]:
         """The window's statistics."""
         sample = self.sample(rows)
-        return [detector.evaluate_categories(sample) for detector in self.evaluators]
+        return [detector.evaluate_categories(sample) for detector in self.detectors]
 
     def sample(self, rows: int) -> CategorySample:
         """What the detectors read from the window, closed after ``rows`` events."""
