@@ -16,11 +16,11 @@ from driftline.detectors.feature_window import (
     CategoryWindow,
     NumericBatch,
     NumericWindow,
-    _shares,
-    _shares_rows,
     feature_window,
     numeric_batches,
 )
+from driftline.detectors.reference import shares as _shares
+from driftline.detectors.reference import shares_rows as _shares_rows
 from driftline.findings import Finding
 from driftline.profile import ProfileSource, build_profile
 

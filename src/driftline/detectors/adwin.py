@@ -62,6 +62,101 @@ def _check_delta(value: object) -> None:
         raise ValueError(f"delta must be in (0, 1), got {value!r}")
 
 
+def _merge_full_levels(
+    totals: list[list[float]], variances: list[list[float]], max_buckets: int
+) -> None:
+    """river's ``compress_buckets`` from level 1 up: while a level holds more than
+    ``max_buckets`` buckets, merge its two oldest into one bucket of the next level."""
+    idx = 1
+    upper_t = totals[1]
+    while len(upper_t) > max_buckets:
+        lower_t = upper_t
+        lower_v = variances[idx]
+        n1 = float(1 << idx)
+        t0 = lower_t[0]
+        t1 = lower_t[1]
+        mu1 = t0 / n1
+        mu2 = t1 / n1
+        v12 = lower_v[0] + lower_v[1] + n1 * 0.5 * (mu1 - mu2) * (mu1 - mu2)
+        del lower_t[:2]
+        del lower_v[:2]
+        idx += 1
+        if len(totals) == idx:
+            totals.append([])
+            variances.append([])
+        upper_t = totals[idx]
+        upper_t.append(t0 + t1)
+        variances[idx].append(v12)
+
+
+def _cut_found(
+    totals: list[list[float]],
+    width: float,
+    total: float,
+    variance: float,
+    delta: float,
+    mwl: float,
+) -> bool:
+    """One pass of river's ``detect_change`` scan: whether some split of the window into an
+    older and a newer part (at a bucket boundary, oldest buckets first) differs in mean by
+    more than the ADWIN bound."""
+    n0 = 0.0
+    n1 = width
+    u0 = 0.0
+    u1 = total
+    variance_per_value = variance / width
+    delta_prime = math.log(2.0 * math.log(width) / delta)
+    two_thirds_dp = 2.0 / 3.0 * delta_prime
+    for idx in range(len(totals) - 1, -1, -1):
+        size = float(1 << idx)
+        level = totals[idx]
+        last_k = len(level) - 1 if idx == 0 else -1  # river never splits after the newest
+        for k, bucket_total in enumerate(level):
+            n0 += size
+            n1 -= size
+            u0 += bucket_total
+            u1 -= bucket_total
+            if k == last_k:
+                break
+            if n1 >= mwl and n0 >= mwl:
+                m_recip = 1.0 / (n0 - mwl + 1.0) + 1.0 / (n1 - mwl + 1.0)
+                radicand = 2.0 * m_recip * variance_per_value * delta_prime
+                epsilon = (
+                    math.sqrt(radicand) if radicand >= 0.0 else math.nan
+                ) + two_thirds_dp * m_recip
+                if abs(u0 / n0 - u1 / n1) > epsilon:
+                    return True
+    return False
+
+
+def _drop_oldest_bucket(
+    totals: list[list[float]],
+    variances: list[list[float]],
+    width: float,
+    total: float,
+    variance: float,
+) -> tuple[float, float, float]:
+    """river's ``delete_element``: drop the oldest bucket; return the new width, total and
+    variance."""
+    last = len(totals) - 1
+    oldest = totals[last]
+    n = float(1 << last)
+    u = oldest[0]
+    v = variances[last][0] if last else 0.0
+    mu = u / n
+    width -= n
+    total -= u
+    mu_window = total / width
+    variance -= v + n * width * (mu - mu_window) * (mu - mu_window) / (n + width)
+    del oldest[0]
+    if last:
+        del variances[last][0]
+    if not oldest:
+        totals.pop()
+        variances.pop()
+    return width, total, variance
+
+
 class ADWIN:
     """Adaptive Windowing drift detector (Bifet & Gavaldà, 2007), exactly as river 0.26.1.
 
@@ -189,9 +284,6 @@ class ADWIN:
         cap = max_buckets + 1
         mwl = float(self.min_window_length)
         grace = float(self.grace_period)
-        log = math.log
-        sqrt = math.sqrt
-        nan = math.nan
 
         drift = self._drift_detected
         totals = self._totals
@@ -235,28 +327,10 @@ class ADWIN:
                 if len(totals) == 1:
                     totals.append([])
                     variances.append([])
-                upper_t = totals[1]
-                upper_t.append(t0 + t1)
+                totals[1].append(t0 + t1)
                 variances[1].append(v12)
-                idx = 1
-                while len(upper_t) > max_buckets:
-                    lower_t = upper_t
-                    lower_v = variances[idx]
-                    n1 = float(1 << idx)
-                    t0 = lower_t[0]
-                    t1 = lower_t[1]
-                    mu1 = t0 / n1
-                    mu2 = t1 / n1
-                    v12 = lower_v[0] + lower_v[1] + n1 * 0.5 * (mu1 - mu2) * (mu1 - mu2)
-                    del lower_t[:2]
-                    del lower_v[:2]
-                    idx += 1
-                    if len(totals) == idx:
-                        totals.append([])
-                        variances.append([])
-                    upper_t = totals[idx]
-                    upper_t.append(t0 + t1)
-                    variances[idx].append(v12)
+                if len(totals[1]) > max_buckets:
+                    _merge_full_levels(totals, variances, max_buckets)
 
             # detect_change
             until_check -= 1
@@ -266,58 +340,12 @@ class ADWIN:
             tick_at_check = _wrap_i32(tick_at_check + until_check)
             if width <= grace or width < 2.0:  # a cut needs two non-empty sub-windows
                 continue
-            reduce_width = True
-            while reduce_width:
-                reduce_width = False
-                n0 = 0.0
-                n1 = width
-                u0 = 0.0
-                u1 = total
-                variance_per_value = variance / width
-                delta_prime = log(2.0 * log(width) / delta)
-                two_thirds_dp = 2.0 / 3.0 * delta_prime
-                idx = len(totals) - 1
-                while idx >= 0 and not reduce_width:
-                    size = float(1 << idx)
-                    level = totals[idx]
-                    last_k = len(level) - 1 if idx == 0 else -1
-                    for k, bucket_total in enumerate(level):
-                        n0 += size
-                        n1 -= size
-                        u0 += bucket_total
-                        u1 -= bucket_total
-                        if k == last_k:
-                            break
-                        if n1 >= mwl and n0 >= mwl:
-                            m_recip = 1.0 / (n0 - mwl + 1.0) + 1.0 / (n1 - mwl + 1.0)
-                            radicand = 2.0 * m_recip * variance_per_value * delta_prime
-                            epsilon = (
-                                sqrt(radicand) if radicand >= 0.0 else nan
-                            ) + two_thirds_dp * m_recip
-                            if abs(u0 / n0 - u1 / n1) > epsilon:
-                                reduce_width = True
-                                drift = True
-                                # delete_element: drop the oldest bucket
-                                last = len(totals) - 1
-                                oldest = totals[last]
-                                n = float(1 << last)
-                                u = oldest[0]
-                                v = variances[last][0] if last else 0.0
-                                mu = u / n
-                                width -= n
-                                total -= u
-                                mu_window = total / width
-                                variance -= v + n * width * (mu - mu_window) * (mu - mu_window) / (
-                                    n + width
-                                )
-                                del oldest[0]
-                                if last:
-                                    del variances[last][0]
-                                if not oldest:
-                                    totals.pop()
-                                    variances.pop()
-                                break
-                    idx -= 1
+            # river re-scans from the newest bucket after each cut, with the new window
+            while _cut_found(totals, width, total, variance, delta, mwl):
+                drift = True
+                width, total, variance = _drop_oldest_bucket(
+                    totals, variances, width, total, variance
+                )
             if drift:
                 hits.append(position)
 

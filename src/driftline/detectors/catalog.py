@@ -1,6 +1,9 @@
-"""The detectors a feature can be monitored with: names, applicable kinds, default thresholds.
+"""The registry of detectors: every detector class, by name, and the defaults per kind.
 
-This table is the single source of truth for config validation, defaults and docs.
+Each detector is one class (:mod:`driftline.detectors.windowed`,
+:mod:`driftline.detectors.stream`) that carries its statistic, applicable kinds, default
+thresholds, direction and alert text; this registry is the single source of truth for config
+validation, defaults, alert texts and docs. Adding a detector is adding its class here.
 
 Why these defaults (see README, "Detectors"):
 
@@ -26,131 +29,70 @@ breaching windows in a row (``alerts.fire_after``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
-
+from driftline.detectors.base import Detector
+from driftline.detectors.stream import AdwinDetections, PageHinkleyDetections, StreamDetections
+from driftline.detectors.windowed import (
+    PSI,
+    ChiSquare,
+    JensenShannon,
+    KolmogorovSmirnov,
+    QualityMissing,
+    QualityOutOfRange,
+    QualityType,
+    QualityUnseenCategory,
+    Wasserstein,
+)
 from driftline.profile import FeatureKind
 
-Direction = Literal["above", "below"]
+__all__ = [
+    "DEFAULT_DETECTORS",
+    "DETECTORS",
+    "STREAM_DETECTORS",
+    "describe_statistic",
+]
 
-NUMERIC = FeatureKind.NUMERIC
-CATEGORICAL = FeatureKind.CATEGORICAL
-BOOLEAN = FeatureKind.BOOLEAN
-
-
-@dataclass(frozen=True, slots=True)
-class DetectorSpec:
-    name: str
-    statistic: str
-    kinds: frozenset[FeatureKind]
-    warning: float | None
-    critical: float | None
-    direction: Direction = "above"
-    description: str = ""
-
-
-_ALL = frozenset({NUMERIC, CATEGORICAL, BOOLEAN})
-_DISCRETE = frozenset({CATEGORICAL, BOOLEAN})
-
-DETECTORS: dict[str, DetectorSpec] = {
-    spec.name: spec
-    for spec in (
-        DetectorSpec(
-            "psi",
-            "psi",
-            _ALL,
-            0.1,
-            0.25,
-            description="population stability index of the window vs the reference bins",
-        ),
-        DetectorSpec(
-            "jensen_shannon",
-            "jensen_shannon_distance",
-            _ALL,
-            0.1,
-            0.2,
-            description="Jensen-Shannon distance (base 2) of window vs reference bins",
-        ),
-        DetectorSpec(
-            "ks",
-            "ks_statistic",
-            frozenset({NUMERIC}),
-            0.1,
-            0.2,
-            description="Kolmogorov-Smirnov statistic on the reference's percentile edges",
-        ),
-        DetectorSpec(
-            "wasserstein",
-            "wasserstein_normed",
-            frozenset({NUMERIC}),
-            0.1,
-            0.2,
-            description="Wasserstein-1 distance divided by the reference standard deviation",
-        ),
-        DetectorSpec(
-            "chi_square",
-            "chi_square_p_value",
-            _DISCRETE,
-            1e-6,
-            1e-12,
-            direction="below",
-            description="chi-square goodness-of-fit p-value of the window counts",
-        ),
-        DetectorSpec(
-            "quality_missing",
-            "missing_rate_increase",
-            _ALL,
-            0.05,
-            0.15,
-            description="window missing rate minus the reference missing rate",
-        ),
-        DetectorSpec(
-            "quality_out_of_range",
-            "out_of_range_rate",
-            frozenset({NUMERIC}),
-            0.02,
-            0.1,
-            description="share of values outside the reference [min, max]",
-        ),
-        DetectorSpec(
-            "quality_unseen_category",
-            "unseen_category_rate_increase",
-            _DISCRETE,
-            0.05,
-            0.15,
-            description="share of categories outside the reference top-K, minus the reference's",
-        ),
-        DetectorSpec(
-            "quality_type",
-            "type_violation_rate",
-            frozenset({NUMERIC, BOOLEAN}),
-            0.01,
-            0.05,
-            description="share of non-null values of the wrong type",
-        ),
-        DetectorSpec(
-            "adwin",
-            "adwin_detections",
-            frozenset({NUMERIC}),
-            0.0,
-            None,
-            description="ADWIN (river-identical) change detections in the window",
-        ),
-        DetectorSpec(
-            "page_hinkley",
-            "page_hinkley_detections",
-            frozenset({NUMERIC}),
-            0.0,
-            None,
-            description="Page-Hinkley (river-identical) change detections in the window",
-        ),
+DETECTORS: dict[str, type[Detector]] = {
+    detector.name: detector
+    for detector in (
+        PSI,
+        JensenShannon,
+        KolmogorovSmirnov,
+        Wasserstein,
+        ChiSquare,
+        QualityMissing,
+        QualityOutOfRange,
+        QualityUnseenCategory,
+        QualityType,
+        AdwinDetections,
+        PageHinkleyDetections,
     )
 }
+"""Every detector class by its name (the name configs and findings use)."""
 
-STREAM_DETECTORS = frozenset({"adwin", "page_hinkley"})
+STREAM_DETECTORS: tuple[type[StreamDetections], ...] = tuple(
+    detector for detector in DETECTORS.values() if issubclass(detector, StreamDetections)
+)
+"""The stateful detectors that run across windows, in registry order."""
+
+_BY_STATISTIC: dict[str, type[Detector]] = {d.statistic: d for d in DETECTORS.values()}
 
 DEFAULT_DETECTORS: dict[FeatureKind, tuple[str, ...]] = {
-    NUMERIC: ("psi", "quality_missing", "quality_out_of_range", "quality_type"),
-    CATEGORICAL: ("jensen_shannon", "quality_missing", "quality_unseen_category"),
-    BOOLEAN: ("jensen_shannon", "quality_missing", "quality_type"),
+    FeatureKind.NUMERIC: ("psi", "quality_missing", "quality_out_of_range", "quality_type"),
+    FeatureKind.CATEGORICAL: ("jensen_shannon", "quality_missing", "quality_unseen_category"),
+    FeatureKind.BOOLEAN: ("jensen_shannon", "quality_missing", "quality_type"),
 }
+
+
+def describe_statistic(statistic: str) -> tuple[str, str | None]:
+    """A statistic's display name and the sentence that explains it in an alert.
+
+    Names are matched case-insensitively; an unknown statistic is shown as it is, with no
+    meaning.
+
+    >>> describe_statistic("psi")[0], describe_statistic("my_stat")
+    ('PSI', ('my_stat', None))
+    """
+    detector = _BY_STATISTIC.get(statistic.lower())
+    if detector is None:
+        return statistic, None
+    return detector.display_name, detector.meaning
