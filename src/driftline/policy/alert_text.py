@@ -1,7 +1,8 @@
 """Alert text: the summary and description an on-call engineer reads in an alert.
 
-Every name here renders a value for humans; nothing decides whether an alert fires. The two
-tables at the top (statistic display names and their meanings) are kept verbatim, as data.
+Every name here renders a value for humans; nothing decides whether an alert fires. A
+statistic's display name and meaning come from its detector class
+(:func:`driftline.detectors.catalog.describe_statistic`).
 """
 
 from __future__ import annotations
@@ -10,70 +11,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from driftline.cloudevents import format_time
+from driftline.detectors.catalog import describe_statistic
 from driftline.events import LABEL_FEATURE, PREDICTION_FEATURE
 from driftline.findings import Finding
 
 if TYPE_CHECKING:
     from driftline.policy.alerts import Direction, Severity, Status, Transition
-
-# -- table 1 of 2: statistic -> display name (verbatim) --------------------------------
-
-STATISTIC_NAMES: dict[str, str] = {
-    "psi": "PSI",
-    "jensen_shannon_distance": "Jensen-Shannon distance",
-    "ks_statistic": "KS statistic",
-    "wasserstein_normed": "Wasserstein distance (normalised)",
-    "chi_square_p_value": "chi-square p-value",
-    "missing_rate_increase": "missing-value rate increase",
-    "out_of_range_rate": "out-of-range rate",
-    "unseen_category_rate_increase": "unseen-category rate increase",
-    "type_violation_rate": "wrong-type rate",
-    "adwin_detections": "ADWIN detections",
-    "page_hinkley_detections": "Page-Hinkley detections",
-}
-"""Display names of known statistic names; unknown names are shown as they are."""
-
-# -- table 2 of 2: display name -> meaning (verbatim) ----------------------------------
-
-_MEANINGS: dict[str, str] = {
-    "PSI": (
-        "PSI (population stability index) measures how far the binned distribution moved "
-        "from the reference profile; 0.1 to 0.25 is usually read as a moderate and above "
-        "0.25 as a major shift."
-    ),
-    "Jensen-Shannon distance": (
-        "The Jensen-Shannon distance between the window's and the reference distribution "
-        "runs from 0 (identical) to 1 (no overlap)."
-    ),
-    "KS statistic": (
-        "The KS statistic is the largest gap between the window's and the reference "
-        "cumulative distributions (0 to 1)."
-    ),
-    "Wasserstein distance (normalised)": (
-        "The normalised Wasserstein distance is how far, on average, values moved from the "
-        "reference distribution, in units of the reference spread."
-    ),
-    "chi-square p-value": (
-        "A small chi-square p-value means the window's category frequencies are unlikely "
-        "under the reference frequencies."
-    ),
-    "missing-value rate increase": (
-        "It is the share of missing values above the reference missing rate."
-    ),
-    "out-of-range rate": "It is the share of values outside the reference minimum-maximum range.",
-    "unseen-category rate increase": (
-        "It is the share of values in categories outside the reference profile's top-K, "
-        "above the reference's own share of such values."
-    ),
-    "ADWIN detections": (
-        "It counts the changes in the feature's mean that ADWIN detected in the window."
-    ),
-    "Page-Hinkley detections": (
-        "It counts the changes in the feature's mean that Page-Hinkley detected in the window."
-    ),
-    "wrong-type rate": "It is the share of values whose type differs from the reference type.",
-}
-
 
 # -- rendering -------------------------------------------------------------------------
 
@@ -84,7 +27,7 @@ def statistic_display_name(statistic: str) -> str:
     >>> statistic_display_name("psi"), statistic_display_name("my_stat")
     ('PSI', 'my_stat')
     """
-    return STATISTIC_NAMES.get(statistic.lower(), statistic)
+    return describe_statistic(statistic)[0]
 
 
 def format_number(value: float, digits: int | None = None) -> str:
@@ -214,7 +157,7 @@ class AlertText:
             f"{display_time(f.window_start)} to {display_time(f.window_end)} "
             f"({f.sample_size:,} values used)."
         )
-        meaning = _MEANINGS.get(
-            name, f"`{f.statistic}` is the statistic reported by the `{f.detector}` detector."
+        meaning = describe_statistic(f.statistic)[1] or (
+            f"`{f.statistic}` is the statistic reported by the `{f.detector}` detector."
         )
         return f"{state} {window} {meaning}"
