@@ -292,7 +292,7 @@ class MonitorService:
         """Run each partition's records through its pipeline, then publish every output of
         the batch at once and wait for all acknowledgements (one round trip per batch, not
         per partition); only then do the partitions' offsets advance."""
-        done: list[tuple[PartitionState, list[InputRecord], PipelineOutput, float, float]] = []
+        done: list[tuple[PartitionState, list[InputRecord], PipelineOutput, float]] = []
         outgoing: list[OutgoingRecord] = []
         for tp, records in batch.items():
             part = self.partitions.get(tp)
@@ -308,19 +308,17 @@ class MonitorService:
             if not records:
                 continue
             consumed_at = self.wall_clock()
-            started = self.clock()
             output = part.pipeline.process([b"" if r.value is None else r.value for r in records])
             outgoing += self._outputs(tp, records, output)
-            done.append((part, records, output, consumed_at, self.clock() - started))
+            done.append((part, records, output, consumed_at))
         await self._send_acked(outgoing)
-        for part, records, output, consumed_at, seconds in done:
+        for part, records, output, consumed_at in done:
             part.next_offset = records[-1].offset + 1
             part.events_since_checkpoint += len(records)
             self.metrics.batch_processed(
                 part.topic_partition,
                 len(records),
                 output,
-                seconds=seconds,
                 consumed_at=consumed_at,
             )
 
@@ -465,7 +463,7 @@ class MonitorService:
         part.checkpointed_offset = part.next_offset
         part.events_since_checkpoint = 0
         part.last_checkpoint = self.clock()
-        self.metrics.checkpoint_written(tp, len(value), seconds=part.last_checkpoint - started)
+        self.metrics.checkpoint_written(len(value), seconds=part.last_checkpoint - started)
 
     # -- rebalance -------------------------------------------------------------------
 
@@ -479,7 +477,6 @@ class MonitorService:
                 await self._checkpoint(part)
             finally:
                 del self.partitions[tp]
-                self.metrics.partition_released(tp)
         if revoked:
             log.info("released %s", ", ".join(f"{t.topic}[{t.partition}]" for t in revoked))
 

@@ -80,7 +80,6 @@ class ServiceMetrics:
         events: int,
         output: PipelineOutput,
         *,
-        seconds: float,
         consumed_at: float,
     ) -> None:
         self.events.labels(tp.topic).inc(events)
@@ -96,12 +95,9 @@ class ServiceMetrics:
         if output.latest_event_time is not None:
             self.latency.labels("event_time").observe(max(now - output.latest_event_time, 0.0))
 
-    def checkpoint_written(self, tp: TopicPartition, size: int, *, seconds: float) -> None:
+    def checkpoint_written(self, size: int, *, seconds: float) -> None:
         self.checkpoint_duration.observe(seconds)
         self.checkpoint_bytes.inc(size)
-
-    def partition_released(self, tp: TopicPartition) -> None:
-        """Nothing to drop: per-partition gauges are computed at scrape time."""
 
     def watch(self, service: Observable, *, max_series: int = 10_000) -> None:
         """Export the service's live state (lag, checkpoints, statistics) at scrape time."""
