@@ -19,6 +19,7 @@ from driftline.pipeline import Pipeline
 from driftline.planning import build_plan
 from driftline.service.kafka_clients import MAX_STATE_RECORD_BYTES
 from driftline.service.metrics import ServiceMetrics
+from driftline.service.snapshot import PartitionSnapshot, ServiceSnapshot
 from driftline.service.topics import DEAD_LETTER_MAX_MESSAGE_BYTES, topic_specs
 
 R = DeadLetterReason
@@ -228,20 +229,30 @@ def test_configured_profiles_have_no_warmup_limit() -> None:
 class _Part:
     def __init__(self, pipeline: Pipeline) -> None:
         self.pipeline = pipeline
-        self.next_offset = None
+        self.next_offset: int | None = None
         self.last_checkpoint = 0.0
 
 
 class _Service:
-    """What ServiceCollector reads from MonitorService."""
+    """What ServiceCollector reads from MonitorService: its snapshot."""
 
     def __init__(self, pipelines: list[Pipeline]) -> None:
         self.partitions = {TopicPartition(f"in-{i}", 0): _Part(p) for i, p in enumerate(pipelines)}
-        self.ready = True
-        self.consumer = None
 
-    def clock(self) -> float:
-        return 0.0
+    def snapshot(self) -> ServiceSnapshot:
+        partitions = tuple(
+            PartitionSnapshot(
+                tp.topic,
+                tp.partition,
+                p.next_offset,
+                None,
+                p.last_checkpoint,
+                None,
+                p.pipeline.snapshot(),
+            )
+            for tp, p in self.partitions.items()
+        )
+        return ServiceSnapshot(ready=True, taken_at=0.0, partitions=partitions)
 
 
 def _with_findings(versions: int, features: int, model: str = 'm\n"{}') -> Pipeline:

@@ -93,33 +93,3 @@ def test_replaying_twice_gives_byte_identical_output(scenario_files: dict[str, P
     first = _replay(scenario_files, "b")
     second = _replay(scenario_files, "c")
     assert first["alerts"] and first == second
-
-
-def test_bad_config_exits_non_zero_naming_the_key(
-    scenario_files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    bad = tmp_path / "bad.yaml"
-    bad.write_text("models:\n  - model_id: credit-scorer\n    reference_profil: p.json\n")
-    assert main(["replay", str(scenario_files["events"]), "--config", str(bad)]) == 2
-    assert "models.0.reference_profil: unknown key" in capsys.readouterr().err
-
-
-def test_missing_profile_and_missing_input_exit_non_zero(
-    scenario_files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    config = tmp_path / "c.yaml"
-    config.write_text("models:\n  - model_id: m\n    reference_profile: nowhere.json\n")
-    assert main(["replay", str(scenario_files["events"]), "--config", str(config)]) == 2
-    assert "models.0.reference_profile" in capsys.readouterr().err
-    good = str(scenario_files["config"])
-    assert main(["replay", str(tmp_path / "none.jsonl"), "--config", good]) == 2
-    assert "none.jsonl" in capsys.readouterr().err
-
-
-def test_config_check_prints_effective_settings(
-    scenario_files: dict[str, Path], capsys: pytest.CaptureFixture[str]
-) -> None:
-    assert main(["config", "check", "--config", str(scenario_files["config"])]) == 0
-    printed = capsys.readouterr().out
-    assert "fire_after: 3" in printed
-    assert "credit-scorer" in printed

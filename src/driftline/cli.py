@@ -15,6 +15,7 @@ from rich.console import Console
 
 from driftline import __version__
 from driftline.config import ConfigError, Settings, load_settings
+from driftline.demo.options import add_arguments as add_demo_arguments
 from driftline.pipeline import Pipeline
 from driftline.planning import build_plan
 from driftline.profile import FeatureKind, ProfileError, save_profile
@@ -96,36 +97,7 @@ def _parser() -> argparse.ArgumentParser:
     demo = commands.add_parser(
         "demo", help="a drifting model's traffic through a local Kafka, watched live"
     )
-    demo.add_argument(
-        "--duration",
-        type=float,
-        default=60.0,
-        metavar="SECONDS",
-        help="how long to stream events (default 60)",
-    )
-    demo.add_argument(
-        "--rate",
-        type=float,
-        default=1000.0,
-        metavar="EVENTS_PER_S",
-        help="prediction events per second (default 1,000)",
-    )
-    demo.add_argument(
-        "--no-live",
-        action="store_true",
-        help="log alerts as they arrive instead of the live view; exit 1 unless an alert and "
-        "a retrain request arrived",
-    )
-    demo.add_argument(
-        "--bootstrap",
-        metavar="HOST:PORT",
-        help="use this Kafka cluster instead of starting a local broker",
-    )
-    demo.add_argument(
-        "--offline", action="store_true", help="no Kafka: write the events to a file and replay it"
-    )
-    demo.add_argument("--events", type=int, default=60_000, help="events of the --offline demo")
-    demo.add_argument("--output-dir", type=Path, default=Path("out/demo"))
+    add_demo_arguments(demo)
     return parser
 
 

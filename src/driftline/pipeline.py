@@ -27,6 +27,7 @@ from driftline.monitor import ModelMonitor
 from driftline.plan import ModelKey, Plan, VersionPlan
 from driftline.policy.alerts import Alert, AlertPolicy
 from driftline.policy.retrain import ProfileRef, RetrainPolicy, RetrainRequest
+from driftline.snapshot import PipelineSnapshot, VersionSnapshot
 
 STATE_VERSION = 1
 
@@ -287,6 +288,32 @@ class Pipeline:
 
     def monitors(self) -> dict[ModelKey, ModelMonitor]:
         return {k: v.monitor for k, v in self.versions.items() if v is not None}
+
+    def snapshot(self) -> PipelineSnapshot:
+        """A read-only copy of what status pages and metrics show (see driftline.snapshot)."""
+        versions = tuple(
+            VersionSnapshot(
+                model_id=key[0],
+                model_version=key[1],
+                warming_up=version.monitor.warming_up,
+                events=version.monitor.sequence,
+                profile_id=version.profile_ref().profile_id,
+                monitored_features=tuple(sorted(version.monitor.windows)),
+                firing=tuple(version.alerts.firing()),
+            )
+            for key, version in self.versions.items()
+            if version is not None
+        )
+        findings = {
+            key: tuple(finding for _, finding in sorted(latest.items()))
+            for key, latest in self.latest.items()
+        }
+        return PipelineSnapshot(
+            versions=versions,
+            findings=findings,
+            events=dict(self.counters.events),
+            dead_letters=dict(self.counters.dead_letters),
+        )
 
 
 def _too_many_models(

@@ -51,6 +51,12 @@ from driftline.demo.live_view import (
     render,
     retrain_line,
 )
+from driftline.demo.options import (
+    DEFAULT_DIRECTORY,
+    DEFAULT_DURATION,
+    DEFAULT_RATE,
+    add_arguments,
+)
 from driftline.demo.replay_demo import MALFORMED, run_replay_demo
 from driftline.demo.scenario import (
     Drift,
@@ -73,9 +79,6 @@ log = logging.getLogger(__name__)
 MODEL_ID = "credit-scorer"
 MODEL_VERSION = "3"
 TRAINING_ROWS = 20_000
-DEFAULT_DURATION = 60.0
-DEFAULT_RATE = 1000.0
-DEFAULT_DIRECTORY = Path("out/demo")
 EVENTS_FOR_AN_ALERT = 4_000
 """Events after a drift until its alert is out: 3 breaching windows of 1,000, plus one."""
 
@@ -223,49 +226,9 @@ class DemoTally:
 # --------------------------------------------------------------------------- entry points
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options of ``driftline demo``."""
-    parser.add_argument(
-        "--duration",
-        type=float,
-        default=DEFAULT_DURATION,
-        metavar="SECONDS",
-        help=f"how long to stream events (default {DEFAULT_DURATION:.0f})",
-    )
-    parser.add_argument(
-        "--rate",
-        type=float,
-        default=DEFAULT_RATE,
-        metavar="EVENTS_PER_S",
-        help=f"prediction events per second (default {DEFAULT_RATE:,.0f})",
-    )
-    parser.add_argument(
-        "--no-live",
-        action="store_true",
-        help="no live view: log alerts as they arrive; exit 1 unless an alert and a retrain "
-        "request arrived",
-    )
-    parser.add_argument(
-        "--bootstrap",
-        metavar="HOST:PORT",
-        help="use this Kafka cluster instead of starting a local broker",
-    )
-    parser.add_argument(
-        "--offline",
-        action="store_true",
-        help="no Kafka: generate a JSONL file of events and replay it (`driftline replay`)",
-    )
-    parser.add_argument("--events", type=int, default=60_000, help="events of the --offline demo")
-    parser.add_argument(
-        "--output-dir",
-        type=Path,
-        default=DEFAULT_DIRECTORY,
-        help=f"where the demo writes its files (default {DEFAULT_DIRECTORY})",
-    )
-
-
 def run_demo(args: argparse.Namespace, console: Console) -> int:
-    """Run the demo the parsed options of :func:`add_arguments` ask for."""
+    """Run the demo the parsed options of :func:`~driftline.demo.options.add_arguments` ask
+    for."""
     if args.offline:
         return run_replay_demo(args.output_dir, args.events, console)
     options = DemoOptions(

@@ -23,7 +23,8 @@ from driftline.detectors.catalog import DETECTORS
 from driftline.pipeline import Pipeline
 from driftline.plan import ModelKey
 from driftline.policy.alert_text import format_number
-from driftline.policy.alerts import Severity, Thresholds
+from driftline.policy.alerts import Thresholds
+from driftline.policy.states import Severity
 
 ALERT_LINES_SHOWN = 8
 RETRAIN_LINES_SHOWN = 3

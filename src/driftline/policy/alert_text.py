@@ -8,15 +8,13 @@ statistic's display name and meaning come from its detector class
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from driftline.cloudevents import format_time
+from driftline.detectors.base import Direction
 from driftline.detectors.catalog import describe_statistic
 from driftline.events import LABEL_FEATURE, PREDICTION_FEATURE
 from driftline.findings import Finding
-
-if TYPE_CHECKING:
-    from driftline.policy.alerts import Direction, Severity, Status, Transition
+from driftline.policy.states import Severity, Status, Transition
 
 # -- rendering -------------------------------------------------------------------------
 

@@ -38,7 +38,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Self
+from typing import Any, Self
 
 import orjson
 from pydantic import Field
@@ -51,15 +51,13 @@ from driftline.cloudevents import (
     fingerprint,
     format_time,
 )
+from driftline.detectors.base import Direction
 from driftline.events import LABEL_FEATURE, PREDICTION_FEATURE
 from driftline.findings import Finding
 from driftline.policy.alert_text import AlertText
+from driftline.policy.states import Severity, Status, Transition
 from driftline.settings_base import StrictSettings
 
-Severity = Literal["warning", "critical"]
-Status = Literal["firing", "resolved"]
-Direction = Literal["above", "below"]
-Transition = Literal["fired", "escalated", "resolved"]
 """Why an alert event was emitted. ``escalated`` marks both events of an escalation: the
 ``resolved`` warning and the ``firing`` critical alert."""
 

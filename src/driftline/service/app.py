@@ -51,6 +51,7 @@ from driftline.service.checkpoints import (
 from driftline.service.kafka_clients import connection_options, make_consumer, make_producer
 from driftline.service.metrics import ServiceMetrics
 from driftline.service.records import Batch, InputRecord, RecordReader
+from driftline.service.snapshot import PartitionSnapshot, ServiceSnapshot
 from driftline.service.topics import check_topics
 
 log = logging.getLogger(__name__)
@@ -84,6 +85,26 @@ def is_retriable(exc: BaseException) -> bool:
 
 
 @dataclass(frozen=True, slots=True)
+class KafkaClients:
+    """The service's Kafka clients, created (not started) for one run."""
+
+    producer: AIOKafkaProducer
+    state_reader: AIOKafkaConsumer
+    """Reads the state topic (no consumer group)."""
+    consumer: AIOKafkaConsumer
+    """The input topics' consumer, in the service's group."""
+
+
+def kafka_clients(settings: Settings) -> KafkaClients:
+    kafka = settings.kafka
+    return KafkaClients(
+        producer=make_producer(kafka),
+        state_reader=make_consumer(kafka, group=False),
+        consumer=make_consumer(kafka),
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class OutgoingRecord:
     """One output record, kept until Kafka acknowledged it (to resend it unchanged)."""
 
@@ -104,7 +125,6 @@ class PartitionState:
     checkpointed_offset: int | None = None
     events_since_checkpoint: int = 0
     last_checkpoint: float = field(default_factory=time.monotonic)
-    restored_from: int | None = None
     adopted: int = 0
     """The service's adoption count when this state was created: batches fetched before
     it belong to an earlier assignment of the partition and are not processed."""
@@ -148,12 +168,22 @@ class MonitorService:
         *,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
+        clients: Callable[[Settings], KafkaClients] | None = None,
+        topics: Callable[[Settings], Awaitable[int]] = check_topics,
+        probe: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
+        """``clients``, ``topics`` and ``probe`` are seams for tests (fake Kafka clients):
+        by default the clients come from :func:`kafka_clients`, :func:`check_topics` checks
+        the topics (returning the state topic's partition count) and the broker-health probe
+        asks the cluster for metadata."""
         self.settings = settings
         self.plan = plan
         self.metrics = metrics
         self.clock = clock
         self.wall_clock = wall_clock
+        self.make_clients = kafka_clients if clients is None else clients
+        self.check_topics = topics
+        self.probe = self._probe_broker if probe is None else probe
         self.partitions: dict[TopicPartition, PartitionState] = {}
         self.consumer: AIOKafkaConsumer | None = None
         self.reader: RecordReader | None = None
@@ -164,12 +194,12 @@ class MonitorService:
         self.restoring = False
         self.running = False
         self.failure: Exception | None = None
+        """An error raised in a rebalance callback; the consumer loop re-raises it."""
         self.lock = asyncio.Lock()
         """Held while a batch is processed or checkpointed and while a rebalance callback
         runs: partitions change only between batches."""
         self.adoptions = 0
         """Number of rebalance assignments so far (see PartitionState.adopted)."""
-        """An error raised in a rebalance callback; the consumer loop re-raises it."""
         self.broker_reachable = True
         """Last answer of the broker-health probe (metadata request with a short timeout)."""
 
@@ -183,13 +213,14 @@ class MonitorService:
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until ``stop`` is set, then checkpoint, commit and leave the group."""
         kafka = self.settings.kafka
-        self.producer = make_producer(kafka)
-        self.state_reader = make_consumer(kafka, group=False)
-        self.consumer = make_consumer(kafka)
+        clients = self.make_clients(self.settings)
+        self.producer = clients.producer
+        self.state_reader = clients.state_reader
+        self.consumer = clients.consumer
         self.reader = RecordReader(self.consumer)
         started: list[Callable[[], Awaitable[None]]] = []
         try:
-            state_partitions = await check_topics(self.settings)
+            state_partitions = await self.check_topics(self.settings)
             self.state_partitions = [
                 TopicPartition(kafka.state_topic, p) for p in range(state_partitions)
             ]
@@ -197,7 +228,7 @@ class MonitorService:
                 await client.start()
                 started.append(client.stop)
             self.consumer.subscribe(list(kafka.input_topics), listener=_Rebalance(self))
-            probe = asyncio.ensure_future(self._probe_broker())
+            probe = asyncio.ensure_future(self.probe())
             started.append(lambda: _cancel(probe))
             self.running = True
             log.info("consuming %s as group %s", ", ".join(kafka.input_topics), kafka.group_id)
@@ -218,6 +249,27 @@ class MonitorService:
                     await stop_client()
                 except Exception:
                     log.exception("error while closing a Kafka client")
+
+    def snapshot(self) -> ServiceSnapshot:
+        """The partitions (in assignment order) and their pipelines, as plain values."""
+        now = self.clock()
+        consumer = self.consumer
+        return ServiceSnapshot(
+            ready=self.ready,
+            taken_at=now,
+            partitions=tuple(
+                PartitionSnapshot(
+                    topic=tp.topic,
+                    partition=tp.partition,
+                    next_offset=part.next_offset,
+                    checkpointed_offset=part.checkpointed_offset,
+                    last_checkpoint=part.last_checkpoint,
+                    highwater=None if consumer is None else consumer.highwater(tp),
+                    pipeline=part.pipeline.snapshot(),
+                )
+                for tp, part in self.partitions.items()
+            ),
+        )
 
     async def _next_batch(self, stop: asyncio.Event) -> Batch:
         assert self.reader is not None
@@ -240,7 +292,7 @@ class MonitorService:
         """Run each partition's records through its pipeline, then publish every output of
         the batch at once and wait for all acknowledgements (one round trip per batch, not
         per partition); only then do the partitions' offsets advance."""
-        done: list[tuple[PartitionState, list[InputRecord], PipelineOutput, float, float]] = []
+        done: list[tuple[PartitionState, list[InputRecord], PipelineOutput, float]] = []
         outgoing: list[OutgoingRecord] = []
         for tp, records in batch.items():
             part = self.partitions.get(tp)
@@ -256,19 +308,17 @@ class MonitorService:
             if not records:
                 continue
             consumed_at = self.wall_clock()
-            started = self.clock()
             output = part.pipeline.process([b"" if r.value is None else r.value for r in records])
             outgoing += self._outputs(tp, records, output)
-            done.append((part, records, output, consumed_at, self.clock() - started))
+            done.append((part, records, output, consumed_at))
         await self._send_acked(outgoing)
-        for part, records, output, consumed_at, seconds in done:
+        for part, records, output, consumed_at in done:
             part.next_offset = records[-1].offset + 1
             part.events_since_checkpoint += len(records)
             self.metrics.batch_processed(
                 part.topic_partition,
                 len(records),
                 output,
-                seconds=seconds,
                 consumed_at=consumed_at,
             )
 
@@ -413,7 +463,7 @@ class MonitorService:
         part.checkpointed_offset = part.next_offset
         part.events_since_checkpoint = 0
         part.last_checkpoint = self.clock()
-        self.metrics.checkpoint_written(tp, len(value), seconds=part.last_checkpoint - started)
+        self.metrics.checkpoint_written(len(value), seconds=part.last_checkpoint - started)
 
     # -- rebalance -------------------------------------------------------------------
 
@@ -427,7 +477,6 @@ class MonitorService:
                 await self._checkpoint(part)
             finally:
                 del self.partitions[tp]
-                self.metrics.partition_released(tp)
         if revoked:
             log.info("released %s", ", ".join(f"{t.topic}[{t.partition}]" for t in revoked))
 
@@ -520,7 +569,6 @@ class MonitorService:
         self.consumer.seek(tp, checkpoint.next_offset)
         part.next_offset = checkpoint.next_offset
         part.checkpointed_offset = checkpoint.next_offset
-        part.restored_from = checkpoint.next_offset
         log.info("%s[%d]: restored checkpoint, resuming at offset %d", *tp, checkpoint.next_offset)
         return part
 

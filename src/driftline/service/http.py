@@ -8,31 +8,43 @@ a ``WWW-Authenticate: Bearer`` challenge. Tokens are compared in constant time.
 from __future__ import annotations
 
 import hmac
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from driftline.cloudevents import format_time
+from driftline.config import Settings
+from driftline.service.metrics import ServiceMetrics
+from driftline.service.snapshot import ServiceSnapshot
 
-if TYPE_CHECKING:
-    from driftline.service.app import MonitorService
+
+class Served(Protocol):
+    """What the HTTP API reads of the service."""
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def metrics(self) -> ServiceMetrics: ...
+
+    @property
+    def ready(self) -> bool: ...
+
+    def snapshot(self) -> ServiceSnapshot: ...
 
 
-def status(service: MonitorService) -> dict[str, Any]:
+def status(snapshot: ServiceSnapshot) -> dict[str, Any]:
     """Models, features, current statistics and active alerts, as JSON."""
     models: dict[str, dict[str, Any]] = {}
-    for part in service.partitions.values():
+    for part in snapshot.partitions:
         pipeline = part.pipeline
-        for key, version in pipeline.versions.items():
-            if version is None:
-                continue
-            monitor = version.monitor
-            latest = pipeline.latest.get(key, {})
+        for version in pipeline.versions:
+            key = version.key
             features: dict[str, dict[str, Any]] = {}
-            for (feature, detector), finding in sorted(latest.items()):
-                features.setdefault(feature, {})[detector] = {
+            for finding in pipeline.findings.get(key, ()):
+                features.setdefault(finding.feature, {})[finding.detector] = {
                     "statistic": finding.statistic,
                     "value": finding.value,
                     "window_end": format_time(finding.window_end),
@@ -41,30 +53,28 @@ def status(service: MonitorService) -> dict[str, Any]:
             models[f"{key[0]}/{key[1]}"] = {
                 "model_id": key[0],
                 "model_version": key[1],
-                "partition": f"{part.topic_partition.topic}[{part.topic_partition.partition}]",
-                "events": monitor.sequence,
-                "state": "warming_up" if monitor.warming_up else "monitoring",
-                "profile_id": None if monitor.profile is None else monitor.profile.profile_id,
-                "monitored_features": sorted(monitor.windows),
+                "partition": f"{part.topic}[{part.partition}]",
+                "events": version.events,
+                "state": "warming_up" if version.warming_up else "monitoring",
+                "profile_id": version.profile_id,
+                "monitored_features": list(version.monitored_features),
                 "statistics": features,
-                "firing_alerts": [a.event for a in version.alerts.firing()],
+                "firing_alerts": [a.event for a in version.firing],
             }
     return {
-        "ready": service.ready,
+        "ready": snapshot.ready,
         "partitions": [
             {
-                "topic": tp.topic,
-                "partition": tp.partition,
+                "topic": part.topic,
+                "partition": part.partition,
                 "next_offset": part.next_offset,
                 "checkpointed_offset": part.checkpointed_offset,
                 # Totals since the partition's first event (checkpointed with the state):
                 # events per model version and dead letters per reason.
-                "events": {
-                    f"{k[0]}/{k[1]}": n for k, n in sorted(part.pipeline.counters.events.items())
-                },
-                "dead_letters": dict(sorted(part.pipeline.counters.dead_letters.items())),
+                "events": {f"{k[0]}/{k[1]}": n for k, n in sorted(part.pipeline.events.items())},
+                "dead_letters": dict(sorted(part.pipeline.dead_letters.items())),
             }
-            for tp, part in sorted(service.partitions.items())
+            for part in sorted(snapshot.partitions, key=lambda p: (p.topic, p.partition))
         ],
         "models": [models[k] for k in sorted(models)],
     }
@@ -100,7 +110,7 @@ def bearer_guard(token: str) -> Middleware:
     return guard
 
 
-def make_app(service: MonitorService) -> web.Application:
+def make_app(service: Served) -> web.Application:
     async def metrics(_: web.Request) -> web.Response:
         body = generate_latest(service.metrics.registry)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
@@ -113,7 +123,7 @@ def make_app(service: MonitorService) -> web.Application:
         return web.json_response({"ready": ready}, status=200 if ready else 503)
 
     async def status_page(_: web.Request) -> web.Response:
-        return web.json_response(status(service))
+        return web.json_response(status(service.snapshot()))
 
     token = service.settings.http.token
     guards = [] if token is None else [bearer_guard(token.get_secret_value())]
@@ -125,7 +135,7 @@ def make_app(service: MonitorService) -> web.Application:
     return app
 
 
-async def start_http(service: MonitorService, host: str, port: int) -> tuple[web.AppRunner, int]:
+async def start_http(service: Served, host: str, port: int) -> tuple[web.AppRunner, int]:
     """Start serving; return the runner (to clean up) and the bound port."""
     runner = web.AppRunner(make_app(service), access_log=None)
     await runner.setup()

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING
 
 from aiokafka import TopicPartition
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -21,9 +20,7 @@ from prometheus_client.registry import Collector
 
 from driftline.findings import Finding
 from driftline.pipeline import PipelineOutput
-
-if TYPE_CHECKING:
-    from driftline.service.app import MonitorService
+from driftline.service.snapshot import Observable, ServiceSnapshot
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 BATCH_BUCKETS = (1, 10, 50, 100, 500, 1000, 2000, 5000, 10000)
@@ -83,7 +80,6 @@ class ServiceMetrics:
         events: int,
         output: PipelineOutput,
         *,
-        seconds: float,
         consumed_at: float,
     ) -> None:
         self.events.labels(tp.topic).inc(events)
@@ -99,32 +95,29 @@ class ServiceMetrics:
         if output.latest_event_time is not None:
             self.latency.labels("event_time").observe(max(now - output.latest_event_time, 0.0))
 
-    def checkpoint_written(self, tp: TopicPartition, size: int, *, seconds: float) -> None:
+    def checkpoint_written(self, size: int, *, seconds: float) -> None:
         self.checkpoint_duration.observe(seconds)
         self.checkpoint_bytes.inc(size)
 
-    def partition_released(self, tp: TopicPartition) -> None:
-        """Nothing to drop: per-partition gauges are computed at scrape time."""
-
-    def watch(self, service: MonitorService, *, max_series: int = 10_000) -> None:
+    def watch(self, service: Observable, *, max_series: int = 10_000) -> None:
         """Export the service's live state (lag, checkpoints, statistics) at scrape time."""
-        self.registry.register(ServiceCollector(service, max_series=max_series))
+        self.registry.register(ServiceCollector(service.snapshot, max_series=max_series))
 
 
 class ServiceCollector(Collector):
-    """Reads the service's partitions and pipelines when Prometheus scrapes."""
+    """Reads a snapshot of the service's partitions and pipelines when Prometheus scrapes."""
 
-    def __init__(self, service: MonitorService, *, max_series: int) -> None:
-        self.service = service
+    def __init__(self, snapshot: Callable[[], ServiceSnapshot], *, max_series: int) -> None:
+        self.snapshot = snapshot
         self.max_series = max_series
 
     def describe(self) -> Iterable[Metric]:
         return []
 
     def collect(self) -> Iterator[Metric]:
-        service = self.service
+        snapshot = self.snapshot()
         ready = GaugeMetricFamily("driftline_ready", "1 when partitions are assigned and restored.")
-        ready.add_metric([], 1.0 if service.ready else 0.0)
+        ready.add_metric([], 1.0 if snapshot.ready else 0.0)
         yield ready
         lag = GaugeMetricFamily(
             "driftline_consumer_lag",
@@ -136,13 +129,11 @@ class ServiceCollector(Collector):
             "Seconds since the partition's last checkpoint.",
             labels=["topic", "partition"],
         )
-        now = service.clock()
-        for tp, part in sorted(service.partitions.items()):
-            labels = [tp.topic, str(tp.partition)]
-            highwater = service.consumer.highwater(tp) if service.consumer is not None else None
-            if highwater is not None and part.next_offset is not None:
-                lag.add_metric(labels, max(highwater - part.next_offset, 0))
-            age.add_metric(labels, now - part.last_checkpoint)
+        for part in sorted(snapshot.partitions, key=lambda p: (p.topic, p.partition)):
+            labels = [part.topic, str(part.partition)]
+            if part.highwater is not None and part.next_offset is not None:
+                lag.add_metric(labels, max(part.highwater - part.next_offset, 0))
+            age.add_metric(labels, snapshot.taken_at - part.last_checkpoint)
         yield lag
         yield age
         statistic = GaugeMetricFamily(
@@ -159,10 +150,10 @@ class ServiceCollector(Collector):
         # A model version whose events are not keyed by model_id lives in several partitions:
         # export the newest value per series, never two samples with the same labels.
         newest: dict[tuple[str, str, str, str], Finding] = {}
-        for part in service.partitions.values():
-            for key, findings in part.pipeline.latest.items():
-                for (feature, detector), finding in findings.items():
-                    series_key = (*key, feature, detector)
+        for part in snapshot.partitions:
+            for key, findings in part.pipeline.findings.items():
+                for finding in findings:
+                    series_key = (*key, finding.feature, finding.detector)
                     known = newest.get(series_key)
                     if known is None or finding.window_end > known.window_end:
                         newest[series_key] = finding
@@ -173,12 +164,10 @@ class ServiceCollector(Collector):
             statistic.add_metric(list(series_key), finding.value)
             series += 1
         counts: dict[tuple[str, ...], int] = {}
-        for part in service.partitions.values():
-            for key, version in part.pipeline.versions.items():
-                if version is None:
-                    continue
-                for alert in version.alerts.firing():
-                    firing_key: tuple[str, ...] = (*key, alert.severity)
+        for part in snapshot.partitions:
+            for version in part.pipeline.versions:
+                for alert in version.firing:
+                    firing_key: tuple[str, ...] = (*version.key, alert.severity)
                     counts[firing_key] = counts.get(firing_key, 0) + 1
         for firing_key, count in sorted(counts.items()):
             firing.add_metric(list(firing_key), count)

@@ -1,0 +1,45 @@
+"""What the service shows its observers (HTTP API, Prometheus collector), as plain values.
+
+:meth:`MonitorService.snapshot <driftline.service.app.MonitorService.snapshot>` builds one
+:class:`ServiceSnapshot`: its own partition bookkeeping plus each partition pipeline's
+:class:`~driftline.snapshot.PipelineSnapshot`. Observers depend on this module, not on the
+service: anything with a ``snapshot()`` method of this shape can be watched.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from driftline.snapshot import PipelineSnapshot
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionSnapshot:
+    """One assigned input partition."""
+
+    topic: str
+    partition: int
+    next_offset: int | None
+    """First offset not yet processed (None until the first record)."""
+    checkpointed_offset: int | None
+    last_checkpoint: float
+    """Service clock (monotonic seconds) of the partition's last checkpoint."""
+    highwater: int | None
+    """The partition's end offset as the consumer last saw it (None: unknown)."""
+    pipeline: PipelineSnapshot
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceSnapshot:
+    ready: bool
+    taken_at: float
+    """Service clock (monotonic seconds) when the snapshot was taken."""
+    partitions: tuple[PartitionSnapshot, ...]
+    """Sorted by (topic, partition)."""
+
+
+class Observable(Protocol):
+    """A service whose state can be observed."""
+
+    def snapshot(self) -> ServiceSnapshot: ...

@@ -1,0 +1,53 @@
+"""A read-only view of a :class:`~driftline.pipeline.Pipeline`, for status pages and metrics.
+
+:meth:`Pipeline.snapshot` copies what observers read (which model versions are monitored,
+their latest findings and firing alerts, the running totals) into frozen values, so that
+the service's HTTP API and Prometheus collector never walk the core's internals.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from driftline.findings import Finding
+from driftline.policy.alerts import Alert
+
+ModelKey = tuple[str, str]
+"""(model_id, model_version)."""
+
+
+@dataclass(frozen=True, slots=True)
+class VersionSnapshot:
+    """One monitored model version."""
+
+    model_id: str
+    model_version: str
+    warming_up: bool
+    """True until the version has a reference profile (configured, or learned from warm-up)."""
+    events: int
+    """Events its monitor has processed."""
+    profile_id: str | None
+    monitored_features: tuple[str, ...]
+    """Names of the monitored columns (features, ``__prediction__``, ...), sorted."""
+    firing: tuple[Alert, ...]
+    """The ``firing`` event of every alert currently firing, ordered by alert key."""
+
+    @property
+    def key(self) -> ModelKey:
+        return (self.model_id, self.model_version)
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineSnapshot:
+    """The monitored versions of one pipeline, their latest findings and running totals."""
+
+    versions: tuple[VersionSnapshot, ...]
+    """Monitored versions (ignored, unconfigured ones are left out), in order of appearance."""
+    findings: Mapping[ModelKey, tuple[Finding, ...]]
+    """The latest finding per (feature, detector), sorted by them, per model version."""
+    events: Mapping[ModelKey, int]
+    """Events processed per model version since the pipeline's first event (restored with
+    its state)."""
+    dead_letters: Mapping[str, int]
+    """Dead letters per reason since the pipeline's first event."""

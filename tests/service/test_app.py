@@ -1,0 +1,440 @@
+"""The service's batch / acknowledgement / checkpoint / commit ordering, with fake Kafka clients.
+
+No broker: the fakes record every send, acknowledgement and commit on one timeline, and the
+tests hold, fail or release acknowledgements at will, so the race windows (a slow ack, a
+failed ack, a revoke while a batch's outputs are in flight) happen deterministically.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from aiokafka import TopicPartition
+from aiokafka.errors import KafkaTimeoutError, TopicAuthorizationFailedError
+from aiokafka.structs import OffsetAndMetadata
+
+from driftline.config import Settings, parse_settings
+from driftline.pipeline import Pipeline
+from driftline.planning import build_plan
+from driftline.service.app import FatalKafkaError, KafkaClients, MonitorService
+from driftline.service.checkpoints import decode_checkpoint
+from driftline.service.metrics import ServiceMetrics
+
+INPUT = "in"
+TP = TopicPartition(INPUT, 0)
+DEAD = "dead"
+STATE = "state"
+
+
+@dataclass(frozen=True)
+class Record:
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
+@dataclass
+class Broker:
+    """The input partition, the acknowledged output records and one timeline of actions."""
+
+    inputs: list[bytes] = field(default_factory=list)
+    acked: list[tuple[str, bytes | None, bytes, dict[str, bytes]]] = field(default_factory=list)
+    timeline: list[tuple[Any, ...]] = field(default_factory=list)
+    committed: dict[TopicPartition, int] = field(default_factory=dict)
+
+    def state_records(self) -> list[Record]:
+        values = [(k, v) for topic, k, v, _ in self.acked if topic == STATE]
+        return [Record(i, k, v) for i, (k, v) in enumerate(values)]
+
+    def commits(self) -> list[int]:
+        return [entry[1] for entry in self.timeline if entry[0] == "commit"]
+
+    def index(self, *entry: Any) -> int:
+        return self.timeline.index(entry)
+
+
+class FakeProducer:
+    def __init__(self, broker: Broker) -> None:
+        self.broker = broker
+        self.hold = False
+        """Keep acknowledgements back until :meth:`release` or :meth:`fail_held`."""
+        self.failures: list[BaseException] = []
+        """Errors for the next sends, one each."""
+        self.held: list[tuple[asyncio.Future[object], tuple[Any, ...]]] = []
+
+    async def start(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        pass
+
+    async def send(
+        self,
+        topic: str,
+        value: bytes,
+        key: bytes | None = None,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> asyncio.Future[object]:
+        future: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+        record = (topic, key, value, dict(headers or []))
+        self.broker.timeline.append(("send", *_label(record)))
+        if self.failures:
+            error = self.failures.pop(0)
+            self.broker.timeline.append(("failed", *_label(record)))
+            future.set_exception(error)
+        elif self.hold:
+            self.held.append((future, record))
+        else:
+            self._ack(future, record)
+        return future
+
+    def _ack(self, future: asyncio.Future[object], record: tuple[Any, ...]) -> None:
+        self.broker.acked.append(record)
+        self.broker.timeline.append(("ack", *_label(record)))
+        future.set_result(None)
+
+    def release(self) -> None:
+        self.hold = False
+        held, self.held = self.held, []
+        for future, record in held:
+            self._ack(future, record)
+
+    def fail_held(self, error: BaseException) -> None:
+        held, self.held = self.held, []
+        for future, record in held:
+            self.broker.timeline.append(("failed", *_label(record)))
+            future.set_exception(error)
+
+
+def _label(record: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A timeline entry's subject: (dead, source offset) or (state, next offset)."""
+    topic, key, value, headers = record
+    if topic == DEAD:
+        return (DEAD, int(headers["driftline.source.offset"]))
+    if topic == STATE:
+        return (STATE, decode_checkpoint(key, value)[1].next_offset)
+    return (topic,)
+
+
+class FakeConsumer:
+    """The group consumer: one input partition, assigned at the first fetch."""
+
+    def __init__(self, broker: Broker) -> None:
+        self.broker = broker
+        self.listener: Any = None
+        self.assigned = False
+        self.position: int | None = None
+
+    async def start(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        pass
+
+    def subscribe(self, topics: list[str], listener: Any) -> None:
+        assert topics == [INPUT]
+        self.listener = listener
+
+    async def getmany(self, timeout_ms: int, max_records: int) -> dict[TopicPartition, Any]:
+        if not self.assigned:  # aiokafka runs the rebalance callbacks inside the fetch
+            self.assigned = True
+            await self.listener.on_partitions_assigned([TP])
+            return {}
+        start = self.broker.committed.get(TP, 0) if self.position is None else self.position
+        values = self.broker.inputs[start : start + max_records]
+        if not values:
+            await asyncio.sleep(0.005)
+            return {}
+        self.position = start + len(values)
+        return {TP: [Record(start + i, None, v) for i, v in enumerate(values)]}
+
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        self.position = offset
+
+    async def seek_to_beginning(self, *tps: TopicPartition) -> None:
+        self.position = 0
+
+    async def committed(self, tp: TopicPartition) -> int | None:
+        return self.broker.committed.get(tp)
+
+    async def commit(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
+        for tp, meta in offsets.items():
+            self.broker.timeline.append(("commit", meta.offset))
+            self.broker.committed[tp] = meta.offset
+
+    def highwater(self, tp: TopicPartition) -> int:
+        return len(self.broker.inputs)
+
+
+class FakeStateReader:
+    """The state topic's reader (one partition holding every acknowledged state record)."""
+
+    def __init__(self, broker: Broker) -> None:
+        self.broker = broker
+        self.offset = 0
+
+    async def start(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        pass
+
+    async def position(self, tp: TopicPartition) -> int:
+        return self.offset
+
+    def assign(self, tps: list[TopicPartition]) -> None:
+        assert tps == [TopicPartition(STATE, 0)]
+
+    async def end_offsets(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+        return {tp: len(self.broker.state_records()) for tp in tps}
+
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        self.offset = offset
+
+    async def getmany(self, *tps: TopicPartition, timeout_ms: int) -> dict[TopicPartition, Any]:
+        records = self.broker.state_records()[self.offset :]
+        self.offset += len(records)
+        return {tps[0]: records}
+
+
+def _settings(interval_events: int) -> Settings:
+    return parse_settings(
+        {
+            "warmup_events": 100,
+            "kafka": {
+                "input_topics": [INPUT],
+                "dead_letter_topic": DEAD,
+                "state_topic": STATE,
+                "max_batch_records": 3,
+            },
+            "checkpoint": {"interval_events": interval_events, "interval_seconds": 3600},
+        }
+    )
+
+
+async def _one_state_partition(settings: Settings) -> int:
+    return 1
+
+
+async def _no_probe() -> None:
+    await asyncio.Event().wait()
+
+
+@dataclass
+class Harness:
+    broker: Broker
+    producer: FakeProducer
+    consumer: FakeConsumer
+    service: MonitorService
+    stop: asyncio.Event
+    task: asyncio.Task[None]
+
+    async def until(self, condition: Callable[[], bool], what: str) -> None:
+        for _ in range(2_000):
+            if condition():
+                return
+            if self.task.done():
+                self.task.result()
+            await asyncio.sleep(0.002)
+        raise AssertionError(f"timed out waiting for {what}: {self.broker.timeline}")
+
+    def sent(self, *entry: Any) -> bool:
+        return ("send", *entry) in self.broker.timeline
+
+    async def finish(self) -> None:
+        self.stop.set()
+        await asyncio.wait_for(self.task, 5)
+
+
+async def _start(broker: Broker, interval_events: int = 1_000) -> Harness:
+    producer = FakeProducer(broker)
+    consumer = FakeConsumer(broker)
+    state_reader = FakeStateReader(broker)
+
+    def clients(settings: Settings) -> KafkaClients:
+        return KafkaClients(producer, state_reader, consumer)  # type: ignore[arg-type]
+
+    settings = _settings(interval_events)
+    service = MonitorService(
+        settings,
+        build_plan(settings, {}),
+        ServiceMetrics(),
+        clients=clients,
+        topics=_one_state_partition,
+        probe=_no_probe,
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(service.run(stop))
+    return Harness(broker, producer, consumer, service, stop, task)
+
+
+def _bad(n: int) -> list[bytes]:
+    """Records that each become one dead letter: one output per input offset."""
+    return [b"not json %d" % i for i in range(n)]
+
+
+def _run(test: Callable[[], Awaitable[None]]) -> None:
+    asyncio.run(asyncio.wait_for(test(), 20))
+
+
+def _assert_commits_follow_acks(broker: Broker) -> None:
+    """Every commit comes after the acks of all outputs of the offsets it covers and after
+    the ack of a checkpoint for exactly that offset."""
+    assert broker.commits(), broker.timeline
+    for offset in broker.commits():
+        commit = broker.index("commit", offset)
+        for source in range(offset):
+            assert broker.index("ack", DEAD, source) < commit, (source, broker.timeline)
+        assert broker.index("ack", STATE, offset) < commit, broker.timeline
+
+
+# --------------------------------------------------------------------------- the tests
+
+
+def test_offsets_are_committed_after_the_outputs_they_cover_and_their_checkpoint() -> None:
+    async def test() -> None:
+        broker = Broker(inputs=_bad(10))
+        h = await _start(broker, interval_events=4)
+        await h.until(lambda: h.service.partitions.get(TP) is not None, "assignment")
+        await h.until(lambda: h.sent(DEAD, 9), "the last dead letter")
+        await h.finish()  # shutdown: a last checkpoint and commit
+        _assert_commits_follow_acks(broker)
+        assert broker.commits() == [6, 10]  # batches of 3, a checkpoint once 4 events are due
+
+    _run(test)
+
+
+def test_the_checkpoint_holds_the_offset_it_is_committed_with() -> None:
+    async def test() -> None:
+        broker = Broker(inputs=_bad(5))
+        h = await _start(broker, interval_events=2)
+        await h.until(lambda: broker.commits()[-1:] == [5], "the last commit")
+        await h.finish()
+        states = [decode_checkpoint(k, v)[1] for t, k, v, _ in broker.acked if t == STATE]
+        assert [s.next_offset for s in states] == broker.commits() == [3, 5]
+        assert states[0].topic == INPUT and states[0].partition == 0
+
+    _run(test)
+
+
+def test_a_held_acknowledgement_holds_back_checkpoint_and_commit() -> None:
+    async def test() -> None:
+        broker = Broker(inputs=_bad(3))
+        h = await _start(broker, interval_events=1)
+        h.producer.hold = True
+        await h.until(lambda: h.sent(DEAD, 2), "the batch's outputs")
+        await asyncio.sleep(0.2)  # the service has every chance to run ahead
+        assert broker.commits() == []
+        assert not h.sent(STATE, 3)
+        part = h.service.partitions[TP]
+        assert part.next_offset is None and part.events_since_checkpoint == 0
+        h.producer.release()
+        await h.until(lambda: broker.commits() == [3], "the commit")
+        _assert_commits_follow_acks(broker)
+        await h.finish()
+
+    _run(test)
+
+
+def test_a_retriable_failure_is_resent_and_the_commit_waits_for_it() -> None:
+    async def test() -> None:
+        broker = Broker(inputs=_bad(3))
+        h = await _start(broker, interval_events=1)
+        h.producer.failures = [KafkaTimeoutError()]  # the first output: offset 0
+        await h.until(lambda: broker.commits() == [3], "the commit")
+        await h.finish()
+        sends = [e for e in broker.timeline if e[:2] == ("send", DEAD)]
+        # The batch's three outputs, then only the one that failed, again.
+        assert [e[2] for e in sends] == [0, 1, 2, 0]
+        assert broker.index("failed", DEAD, 0) < broker.index("ack", DEAD, 0)
+        _assert_commits_follow_acks(broker)
+
+    _run(test)
+
+
+def test_a_fatal_failure_stops_the_service_and_commits_nothing_past_it() -> None:
+    async def test() -> None:
+        broker = Broker(inputs=_bad(3))
+        h = await _start(broker, interval_events=1)
+        h.producer.failures = [TopicAuthorizationFailedError()]
+        with pytest.raises(FatalKafkaError):
+            await asyncio.wait_for(h.task, 5)
+        assert broker.commits() == []
+        assert not any(e[1] == STATE for e in broker.timeline if e[0] == "send")
+
+    _run(test)
+
+
+def test_a_revoke_during_an_in_flight_batch_waits_for_its_acknowledgements() -> None:
+    async def test() -> None:
+        broker = Broker(inputs=_bad(3))
+        h = await _start(broker)  # no checkpoint due before the revoke
+        await h.until(lambda: broker.timeline[-1:] == [("ack", DEAD, 2)], "the first batch")
+        await h.until(lambda: h.service.partitions[TP].next_offset == 3, "its offsets")
+        h.producer.hold = True
+        broker.inputs += _bad(3)
+        await h.until(lambda: h.sent(DEAD, 5), "the second batch's outputs")
+        revoke = asyncio.create_task(h.consumer.listener.on_partitions_revoked([TP]))
+        await asyncio.sleep(0.2)
+        assert not revoke.done(), "the revoke must wait for the batch"
+        assert broker.commits() == [] and TP in h.service.partitions
+        h.producer.release()
+        await asyncio.wait_for(revoke, 5)
+        assert broker.commits() == [6]
+        _assert_commits_follow_acks(broker)
+        # The checkpoint's state covers exactly the events before its offset.
+        [state] = [decode_checkpoint(k, v)[1] for t, k, v, _ in broker.acked if t == STATE]
+        pipeline = Pipeline(build_plan(h.service.settings, {}))
+        pipeline.restore(state.state)
+        assert sum(pipeline.counters.dead_letters.values()) == state.next_offset == 6
+        assert TP not in h.service.partitions
+        await h.finish()
+
+    _run(test)
+
+
+def test_a_revoke_while_a_batch_fails_commits_nothing_past_the_acknowledged() -> None:
+    async def test() -> None:
+        broker = Broker(inputs=_bad(3))
+        h = await _start(broker, interval_events=3)
+        await h.until(lambda: broker.commits() == [3], "the first batch's commit")
+        h.producer.hold = True
+        broker.inputs += _bad(3)
+        await h.until(lambda: h.sent(DEAD, 5), "the second batch's outputs")
+        revoke = asyncio.create_task(h.consumer.listener.on_partitions_revoked([TP]))
+        await asyncio.sleep(0.05)
+        h.producer.fail_held(TopicAuthorizationFailedError())
+        with pytest.raises(FatalKafkaError):
+            await asyncio.wait_for(h.task, 5)
+        await asyncio.wait_for(revoke, 5)
+        assert broker.commits() == [3], broker.timeline
+        assert not h.sent(STATE, 6)
+
+    _run(test)
+
+
+def test_a_restart_resumes_at_the_checkpoint_and_redoes_only_what_it_does_not_cover() -> None:
+    async def test() -> None:
+        broker = Broker(inputs=_bad(3))
+        first = await _start(broker, interval_events=3)
+        await first.until(lambda: broker.commits() == [3], "the first commit")
+        first.producer.hold = True  # the second batch's outputs never get acknowledged
+        broker.inputs += _bad(3)
+        await first.until(lambda: first.sent(DEAD, 5), "the second batch's outputs")
+        first.producer.fail_held(TopicAuthorizationFailedError())
+        with pytest.raises(FatalKafkaError):
+            await asyncio.wait_for(first.task, 5)
+
+        broker.timeline.clear()
+        second = await _start(broker, interval_events=3)
+        await second.until(lambda: broker.commits() == [6], "the second run's commit")
+        await second.finish()
+        redone = [e[2] for e in broker.timeline if e[:2] == ("send", DEAD)]
+        assert redone == [3, 4, 5]
+        assert second.service.partitions == {}
+
+    _run(test)
