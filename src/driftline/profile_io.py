@@ -415,7 +415,8 @@ def _event_values(where: str, obj: dict[str, Any]) -> dict[str, Scalar]:
 
 
 def _event_problem(error: InvalidEventError, obj: dict[str, Any]) -> str:
-    """What is wrong with an event row (the decoder's message where ours says no more)."""
+    """What is wrong with an event row: the wording of earlier releases where there is one,
+    else the dead-letter message."""
     name = error.name
     reason = error.reason
     if reason == DeadLetterReason.INVALID_FEATURE_NAME:
