@@ -16,8 +16,10 @@ from driftline.events import (
     DeadLetterReason,
     DecodedBatch,
     DecodeLimits,
+    InvalidEventError,
     ModelBatch,
     decode_batch,
+    event_values,
 )
 
 R = DeadLetterReason
@@ -520,3 +522,50 @@ def test_corpus(path: Path) -> None:
         assert batch.dead_letters == []
     else:
         assert [d.reason.value for d in batch.dead_letters] == [expected]
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_row_columns_count_null_features_but_not_null_predictions_or_labels(
+    native: bool,
+) -> None:
+    payloads = [
+        encode(event(event_id="a", features={"x": 1, "y": None}, label=1)),
+        encode(event(event_id="b", features={"z": 2.5}, prediction=None, label=None)),
+        encode(event(event_id="c", features={}, prediction=0.5)),
+        encode(event(event_id="d", features=MISSING, prediction={"p": 0.9, "q": 0.1})),
+    ]
+    (model,) = decode_batch(payloads, native=native).models
+    assert model.row_columns() == [
+        {"x", "y", LABEL_FEATURE},
+        {"z"},
+        {PREDICTION_FEATURE},
+        {f"{PREDICTION_FEATURE}.p", f"{PREDICTION_FEATURE}.q"},
+    ]
+    assert list(model.presence()) == list(model.columns)
+    part = model.take([0, 2])
+    assert part.event_ids == ["a", "c"]
+    assert part.columns == {
+        LABEL_FEATURE: [1, None],
+        PREDICTION_FEATURE: [None, 0.5],
+        "x": [1, None],
+        "y": [None, None],
+    }
+    assert part.row_columns() == [{"x", "y", LABEL_FEATURE}, {PREDICTION_FEATURE}]
+    assert model.take([0, 1, 2, 3]) is model
+
+
+def test_event_values_flatten_like_the_decoder_and_skip_the_envelope() -> None:
+    assert event_values({"features": {"b": None, "a": 1}, "prediction": "yes", "label": None}) == {
+        "b": None,
+        "a": 1,
+        PREDICTION_FEATURE: "yes",
+    }
+    with pytest.raises(InvalidEventError) as info:
+        event_values({"features": {"a": 1, "": 2}})
+    assert (info.value.reason, info.value.name) == (R.INVALID_FEATURE_NAME, "")
+    with pytest.raises(InvalidEventError) as info:
+        event_values({"prediction": {}})
+    assert info.value.reason == R.INVALID_PREDICTION
+    with pytest.raises(InvalidEventError) as info:
+        event_values({"label": 1})
+    assert info.value.reason == R.NO_FEATURES_OR_PREDICTION

@@ -15,9 +15,12 @@ from driftline.events import (
     LABEL_FEATURE,
     MAX_EPOCH_SECONDS,
     PREDICTION_FEATURE,
+    DeadLetterReason,
     DecodedBatch,
     DecodeLimits,
+    InvalidEventError,
     decode_batch,
+    event_values,
 )
 
 # Derandomized: the same examples on every run, so CI is deterministic.
@@ -358,3 +361,42 @@ def test_timestamp_strings_decode_the_same_on_both_paths(timestamp: str) -> None
     )
     alone = outcome(decode_batch([message]))[0]
     assert outcome(decode_batch([known, message]))[1] == alone
+
+
+BODY_REASONS = {
+    DeadLetterReason.FEATURES_NOT_OBJECT,
+    DeadLetterReason.INVALID_FEATURE_NAME,
+    DeadLetterReason.INVALID_FEATURE_VALUE,
+    DeadLetterReason.INVALID_PREDICTION,
+    DeadLetterReason.INVALID_LABEL,
+    DeadLetterReason.NO_FEATURES_OR_PREDICTION,
+}
+
+
+@DETERMINISTIC
+@given(batches_of_events)
+def test_event_values_and_row_columns_agree_with_decoding(messages: list[bytes]) -> None:
+    """One event's columns (event_values, used for JSONL profiles) are its row's columns
+    (ModelBatch.row_columns, used by the warm-up) and values, natively decoded or not; a
+    body rule it breaks is the dead letter's reason and message."""
+    for native in (True, False):
+        batch = decode_batch(messages, LIMITS, native=native)
+        for model in batch.models:
+            for row, (index, names) in enumerate(
+                zip(model.indices.tolist(), model.row_columns(), strict=True)
+            ):
+                values = event_values(orjson.loads(messages[index]))
+                assert set(values) == names
+                assert values == {name: model.columns[name][row] for name in names}
+                taken = model.take([row])
+                assert set(taken.columns) == names
+                assert taken.row_columns() == [names]
+        for letter in batch.dead_letters:
+            if letter.reason not in BODY_REASONS:
+                continue
+            try:
+                event_values(orjson.loads(letter.payload))
+            except InvalidEventError as error:
+                assert (error.reason, error.message) == (letter.reason, letter.message)
+            else:
+                raise AssertionError(f"event_values accepted {letter}")

@@ -55,6 +55,7 @@ def _snapshot(batch: DecodedBatch) -> dict[str, Any]:
                 "columns": {
                     name: [_scalar(v) for v in column] for name, column in m.columns.items()
                 },
+                "row_columns": m.row_columns(),
             }
             for m in batch.models
         ],

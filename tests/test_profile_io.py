@@ -392,3 +392,29 @@ def test_build_errors_name_the_file(tmp_path: Path) -> None:
         build_profile_from_file(
             path, model_id="m", model_version="1", kinds={"name": FeatureKind.NUMERIC}
         )
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (b'{"features": {"__x": 1}}\n', "line 1: feature name '__x' is reserved"),
+        (b'{"features": {"": 1}}\n', "line 1: feature name '' is reserved"),
+        (b'{"model_id": "m", "prediction": {}}\n', "line 1: field 'prediction' is an empty"),
+        (b'{"features": {"a": 1}, "label": [1]}\n', "line 1: field 'label' must be a number"),
+    ],
+)
+def test_jsonl_events_follow_the_decoder_rules(
+    tmp_path: Path, content: bytes, problem: str
+) -> None:
+    """Event rows are read by the event decoder's rules (driftline.events.event_values)."""
+    path = tmp_path / "bad.jsonl"
+    path.write_bytes(content)
+    with pytest.raises(ProfileError) as info:
+        read_reference_data(path)
+    assert str(info.value).startswith(f"{path}: {problem}")
+
+
+def test_jsonl_events_null_labels_give_no_label_column(tmp_path: Path) -> None:
+    path = tmp_path / "e.jsonl"
+    path.write_bytes(b'{"features": {"a": 1}, "label": null}\n{"features": {"a": 2}}\n')
+    assert read_reference_data(path).columns == {"a": [1, 2]}

@@ -23,7 +23,9 @@
  * Each group is (model_id, model_version, indices: bytearray of int64, event_ids: list,
  * timestamps: bytearray of float64, names: list, values: list of bytes (float64, NaN
  * where null or absent), int_masks: list of bytes (uint8, 1 where the literal was an
- * integer) or None). Columns "__prediction__" and "__label__" hold prediction and label.
+ * integer) or None, null_masks: list of bytes (uint8, 1 where the value was an explicit
+ * null, so the row has the column) or None). Columns "__prediction__" and "__label__" hold
+ * prediction and label (a null one gives the row no such column).
  *
  * The module also holds bin_count, the fast path of driftline.sketches.BinCounts.update
  * (see "bin_count" below).
@@ -75,7 +77,8 @@ typedef struct {
     Slice name;
     uint64_t hash;
     double *values;
-    uint8_t *ints;
+    uint8_t *ints;  /* 1 where the literal was an integer; NULL until one is */
+    uint8_t *nulls; /* 1 where the value was an explicit null; NULL until one is */
     Py_ssize_t present;
     Py_ssize_t stamp;
 } Column;
@@ -1535,6 +1538,7 @@ group_free(Group *g)
     for (Py_ssize_t c = 0; c < g->ncols; c++) {
         PyMem_Free(g->cols[c].values);
         PyMem_Free(g->cols[c].ints);
+        PyMem_Free(g->cols[c].nulls);
     }
     PyMem_Free(g->cols);
     PyMem_Free(g->table);
@@ -1595,6 +1599,14 @@ group_reserve_row(Group *g)
             }
             memset(ints + g->cap, 0, (size_t)(cap - g->cap));
             col->ints = ints;
+        }
+        if (col->nulls != NULL) {
+            uint8_t *nulls = PyMem_Realloc(col->nulls, (size_t)cap);
+            if (nulls == NULL) {
+                return -1;
+            }
+            memset(nulls + g->cap, 0, (size_t)(cap - g->cap));
+            col->nulls = nulls;
         }
     }
     g->cap = cap;
@@ -1735,6 +1747,13 @@ set_cell(Column *col, Py_ssize_t row, Py_ssize_t cap, double value, int kind)
 {
     col->present++;
     if (kind == V_NULL) {
+        if (col->nulls == NULL) {
+            col->nulls = PyMem_Calloc((size_t)cap, 1);
+            if (col->nulls == NULL) {
+                return -1;
+            }
+        }
+        col->nulls[row] = 1;
         return 0;
     }
     col->values[row] = value;
@@ -1843,7 +1862,9 @@ add_row(Groups *gs, const Event *ev, Py_ssize_t index, Py_ssize_t **ids, Py_ssiz
         g->order = order;
         g->order_cap = ev->nfeat;
     }
-    memcpy(g->order, *ids, (size_t)ev->nfeat * sizeof(Py_ssize_t));
+    if (ev->nfeat > 0) { /* both may still be NULL: memcpy(NULL, NULL, 0) is undefined */
+        memcpy(g->order, *ids, (size_t)ev->nfeat * sizeof(Py_ssize_t));
+    }
     g->norder = ev->nfeat;
     return 1;
 }
@@ -1851,7 +1872,7 @@ add_row(Groups *gs, const Event *ev, Py_ssize_t index, Py_ssize_t **ids, Py_ssiz
 static PyObject *
 group_tuple(Group *g)
 {
-    PyObject *names = NULL, *values = NULL, *ints = NULL, *out = NULL;
+    PyObject *names = NULL, *values = NULL, *ints = NULL, *nulls = NULL, *out = NULL;
     PyObject *model_id = ascii_str(g->model_id);
     PyObject *version = ascii_str(g->model_version);
     PyObject *indices = PyByteArray_FromStringAndSize((const char *)g->indices,
@@ -1864,7 +1885,8 @@ group_tuple(Group *g)
     names = PyList_New(0);
     values = PyList_New(0);
     ints = PyList_New(0);
-    if (names == NULL || values == NULL || ints == NULL) {
+    nulls = PyList_New(0);
+    if (names == NULL || values == NULL || ints == NULL || nulls == NULL) {
         goto done;
     }
     for (Py_ssize_t c = 0; c < g->ncols; c++) {
@@ -1886,18 +1908,22 @@ group_tuple(Group *g)
         else {
             mask = Py_NewRef(Py_None);
         }
-        int failed = name == NULL || column == NULL || mask == NULL ||
+        PyObject *null_mask = col->nulls == NULL
+                                  ? Py_NewRef(Py_None)
+                                  : PyBytes_FromStringAndSize((const char *)col->nulls, g->rows);
+        int failed = name == NULL || column == NULL || mask == NULL || null_mask == NULL ||
                      PyList_Append(names, name) < 0 || PyList_Append(values, column) < 0 ||
-                     PyList_Append(ints, mask) < 0;
+                     PyList_Append(ints, mask) < 0 || PyList_Append(nulls, null_mask) < 0;
         Py_XDECREF(name);
         Py_XDECREF(column);
         Py_XDECREF(mask);
+        Py_XDECREF(null_mask);
         if (failed) {
             goto done;
         }
     }
-    out = PyTuple_Pack(8, model_id, version, indices, g->event_ids, timestamps, names, values,
-                       ints);
+    out = PyTuple_Pack(9, model_id, version, indices, g->event_ids, timestamps, names, values,
+                       ints, nulls);
 done:
     Py_XDECREF(model_id);
     Py_XDECREF(version);
@@ -1906,6 +1932,7 @@ done:
     Py_XDECREF(names);
     Py_XDECREF(values);
     Py_XDECREF(ints);
+    Py_XDECREF(nulls);
     return out;
 }
 

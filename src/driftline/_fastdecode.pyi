@@ -14,6 +14,7 @@ Group = tuple[
     list[str],  # column names
     list[bytes],  # column values, float64 (NaN where null or absent)
     list[bytes | None],  # per column: uint8 1 where the literal was an integer, or None
+    list[bytes | None],  # per column: uint8 1 where the value was an explicit null, or None
 ]
 
 def decode(

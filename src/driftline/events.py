@@ -4,8 +4,9 @@ Decoding never raises on bad input and never drops an event silently: every mess
 batch ends up either in exactly one :class:`ModelBatch` row or as one :class:`DeadLetter`,
 and one bad message never changes how the good ones of its batch decode.
 
-The rules below are the contract of the prediction event (v1, see DESIGN.md). When a
-message breaks several rules, the reason reported is the first one in this order:
+The rules below are the contract of the prediction event (v1; the README's "Event schemas
+(v1)" summarises it for users). When a message breaks several rules, the reason reported
+is the first one in this order:
 
 1. **Size**: a message longer than ``DecodeLimits.max_payload_bytes`` is
    ``payload_too_large`` and is not parsed.
@@ -52,7 +53,9 @@ Output: one :class:`ModelBatch` per (model_id, model_version), ordered by the po
 its first row; rows in input order. ``columns`` holds one list per column name seen in
 that model's rows (feature names, plus ``__prediction__``, ``__prediction__.<class>`` and
 ``__label__`` when at least one row has a non-null one), sorted by name, with ``None``
-where a row has no value. Dead letters come in input order.
+where a row has no value. A row *has* a column when it gives a value or, for a feature,
+an explicit null (``ModelBatch.presence``); :func:`event_values` gives one parsed event's
+columns by the same rules. Dead letters come in input order.
 
 Speed: the common event shape (numbers or null as features, prediction and label; plain
 ASCII strings; see ``_fastdecode.c``) is decoded by a compiled extension without a Python
@@ -77,8 +80,8 @@ Examples
 
 from __future__ import annotations
 
-import logging
 import re
+import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -97,8 +100,6 @@ from driftline.native import extension as native_extension
 if TYPE_CHECKING:
     from driftline._fastdecode import Group as _NativeGroup
 
-log = logging.getLogger(__name__)
-
 _NativeDecode = Callable[[Sequence[bytes], int, int], tuple[list[int], list["_NativeGroup"]]]
 
 
@@ -108,6 +109,8 @@ _NATIVE_DECODE: _NativeDecode | None = None if _EXTENSION is None else _EXTENSIO
 
 #: A feature value after decoding: JSON scalars only (``None`` = null or absent).
 Scalar = float | int | str | bool | None
+_Presence = dict[str, npt.NDArray[np.bool_]] | Callable[[], dict[str, npt.NDArray[np.bool_]]]
+"""``ModelBatch.presence``, or a function computing it on first use."""
 
 PREDICTION_FEATURE = "__prediction__"
 LABEL_FEATURE = "__label__"
@@ -176,6 +179,7 @@ class ModelBatch:
     __slots__ = (
         "_columns",
         "_integer_rows",
+        "_presence",
         "event_ids",
         "indices",
         "model_id",
@@ -207,6 +211,7 @@ class ModelBatch:
         *,
         numeric_columns: dict[str, npt.NDArray[np.float64]] | None = None,
         integer_rows: dict[str, npt.NDArray[np.bool_]] | None = None,
+        presence: _Presence | None = None,
     ) -> None:
         self.model_id = model_id
         self.model_version = model_version
@@ -217,6 +222,8 @@ class ModelBatch:
         self._integer_rows = integer_rows or {}
         """Rows whose value was an integer literal (an ``int`` in ``columns``), per column."""
         self._columns = columns if columns is not None or numeric_columns is not None else {}
+        self._presence = presence
+        """:meth:`presence`, or a function computing it; ``None``: the non-null values."""
 
     @property
     def columns(self) -> dict[str, list[Scalar]]:
@@ -235,6 +242,51 @@ class ModelBatch:
     def columns(self, columns: dict[str, list[Scalar]]) -> None:
         self._columns = columns
         self.numeric_columns = None
+        self._presence = None
+
+    def presence(self) -> dict[str, npt.NDArray[np.bool_]]:
+        """Per column (in ``columns`` order), which rows have it.
+
+        A row has a column when it gives it a value, or names the feature with a null value
+        (``"features": {"x": null}`` has ``x``); an absent feature, and a null or absent
+        prediction or label, is no column of the row. Computed on first use.
+        """
+        presence = self._presence
+        if presence is None:
+            presence = {
+                name: np.fromiter((v is not None for v in column), np.bool_, len(self))
+                for name, column in self.columns.items()
+            }
+        elif callable(presence):
+            presence = presence()
+        self._presence = presence
+        return presence
+
+    def row_columns(self) -> list[set[str]]:
+        """The names of the columns each row has (see :meth:`presence`)."""
+        rows: list[set[str]] = [set() for _ in range(len(self))]
+        for name, present in self.presence().items():
+            for row in np.flatnonzero(present).tolist():
+                rows[row].add(name)
+        return rows
+
+    def take(self, rows: list[int]) -> ModelBatch:
+        """The rows at the ascending positions ``rows``, with only the columns those rows
+        have (``self`` when ``rows`` are all of them)."""
+        if len(rows) == len(self):
+            return self
+        taken = {name: present[rows] for name, present in self.presence().items()}
+        presence = {name: present for name, present in taken.items() if present.any()}
+        columns = self.columns
+        return ModelBatch(
+            model_id=self.model_id,
+            model_version=self.model_version,
+            indices=self.indices[rows],
+            event_ids=[self.event_ids[row] for row in rows],
+            timestamps=self.timestamps[rows],
+            columns={name: [columns[name][row] for row in rows] for name in presence},
+            presence=presence,
+        )
 
     def column(self, name: str) -> list[Scalar] | None:
         """``columns.get(name)``, building only that column of a natively decoded batch."""
@@ -294,13 +346,18 @@ _RFC3339 = re.compile(
 _SHOWN_CHARS = 60
 
 
-class _RejectedEventError(Exception):
-    """Raised inside the checked decoding path; becomes a dead letter."""
+class InvalidEventError(ValueError):
+    """A parsed event breaks a rule of the contract (decoding makes it a dead letter)."""
 
-    def __init__(self, reason: DeadLetterReason, message: str) -> None:
+    def __init__(self, reason: DeadLetterReason, message: str, name: str | None = None) -> None:
         super().__init__(message)
         self.reason = reason
+        """The dead-letter reason."""
         self.message = message
+        """The dead-letter message."""
+        self.name = name
+        """The offending feature name (``invalid_feature_name``, ``invalid_feature_value``)
+        or prediction class (``invalid_prediction``), when the rule names one."""
 
 
 def decode_batch(
@@ -413,7 +470,7 @@ def _decode_rows(
 
         try:
             key, entry = _checked_event(index, event, max_features, no_features)
-        except _RejectedEventError as rejected:
+        except InvalidEventError as rejected:
             dead_letters.append(DeadLetter(index, rejected.reason, rejected.message, payload))
             continue
         entries = groups_get(key)
@@ -432,14 +489,27 @@ def _native_model_batch(
     names: list[str],
     values: list[bytes],
     integer_masks: list[bytes | None],
+    null_masks: list[bytes | None],
 ) -> ModelBatch:
     """A model batch from one group of ``_fastdecode.decode`` (see its module comment)."""
     numeric: dict[str, npt.NDArray[np.float64]] = {}
     integer_rows: dict[str, npt.NDArray[np.bool_]] = {}
-    for name, column, mask in sorted(zip(names, values, integer_masks, strict=True)):
+    null_rows: dict[str, bytes] = {}
+    for name, column, mask, nulls in sorted(
+        zip(names, values, integer_masks, null_masks, strict=True)
+    ):
         numeric[name] = np.frombuffer(column, dtype=np.float64)
         if mask is not None:
             integer_rows[name] = np.frombuffer(mask, dtype=np.bool_)
+        if nulls is not None:
+            null_rows[name] = nulls
+
+    def presence() -> dict[str, npt.NDArray[np.bool_]]:
+        present = {name: ~np.isnan(column) for name, column in numeric.items()}
+        for name, nulls in null_rows.items():
+            present[name] |= np.frombuffer(nulls, dtype=np.bool_)
+        return present
+
     return ModelBatch(
         model_id=model_id,
         model_version=version,
@@ -448,6 +518,7 @@ def _native_model_batch(
         timestamps=np.frombuffer(timestamps, dtype=np.float64),
         numeric_columns=numeric,
         integer_rows=integer_rows,
+        presence=presence,
     )
 
 
@@ -465,6 +536,17 @@ def _merged(first: ModelBatch, second: ModelBatch) -> ModelBatch:
             name, [None] * len(second)
         )
         columns[name] = [both[row] for row in rows]
+
+    def presence() -> dict[str, npt.NDArray[np.bool_]]:
+        absent = np.zeros(len(first) + len(second), dtype=np.bool_)
+        ours, theirs = first.presence(), second.presence()
+        return {
+            name: np.concatenate((ours.get(name, absent[:size]), theirs.get(name, absent[size:])))[
+                order
+            ]
+            for name in columns
+        }
+
     return ModelBatch(
         model_id=first.model_id,
         model_version=first.model_version,
@@ -472,6 +554,7 @@ def _merged(first: ModelBatch, second: ModelBatch) -> ModelBatch:
         event_ids=[event_ids[row] for row in rows],
         timestamps=np.concatenate((first.timestamps, second.timestamps))[order],
         columns=columns,
+        presence=presence,
     )
 
 
@@ -554,7 +637,7 @@ def _checked_event(
 ) -> tuple[tuple[str, str], _Entry]:
     """Validate one parsed event against every rule; raise on the first it breaks."""
     if type(event) is not dict:
-        raise _RejectedEventError(
+        raise InvalidEventError(
             DeadLetterReason.NOT_AN_OBJECT,
             f"top level is a JSON {_json_type(event)}, not an object",
         )
@@ -562,43 +645,85 @@ def _checked_event(
     model_id = _identifier(event, "model_id")
     version = _model_version(event)
     seconds = _timestamp(event.get("timestamp"))
+    features, prediction, label = _checked_body(event, max_features, no_features)
+    return (model_id, version), (index, event_id, seconds, features, prediction, label)
+
+
+def _checked_body(
+    event: dict[str, Any], max_features: int, no_features: _Features
+) -> tuple[_Features, _Prediction, Scalar]:
+    """Rules 5 to 8 (features, prediction, label), in order; ``no_features`` when absent."""
     features = event.get("features")
     if features is None:
         features = no_features
     elif type(features) is not dict:
-        raise _RejectedEventError(
+        raise InvalidEventError(
             DeadLetterReason.FEATURES_NOT_OBJECT,
             f"field 'features' must be an object, got {_describe(features)}",
         )
     else:
         problem = _feature_problem(features, max_features)
         if problem is not None:
-            raise _RejectedEventError(*problem)
+            raise problem
     prediction = _prediction(event.get("prediction"))
     if type(prediction) is dict and len(features) + len(prediction) > max_features:
-        raise _RejectedEventError(
+        raise InvalidEventError(
             DeadLetterReason.TOO_MANY_FEATURES,
             f"{len(features)} features and {len(prediction)} prediction classes are more "
             f"than the limit of {max_features}",
         )
     label = event.get("label")
     if label is not None and type(label) not in _SCALAR_TYPES:
-        raise _RejectedEventError(
+        raise InvalidEventError(
             DeadLetterReason.INVALID_LABEL,
             f"field 'label' must be a number, string or boolean, got {_describe(label)}",
         )
     if features is no_features and prediction is None:
-        raise _RejectedEventError(
+        raise InvalidEventError(
             DeadLetterReason.NO_FEATURES_OR_PREDICTION,
             "event has neither 'features' nor 'prediction'",
         )
-    return (model_id, version), (index, event_id, seconds, features, prediction, label)
+    return features, prediction, cast(Scalar, label)
+
+
+def event_values(event: dict[str, Any]) -> dict[str, Scalar]:
+    """The columns one parsed event gives its row in a model batch, with their values.
+
+    Its features in the event's order (a null one included, see
+    :meth:`ModelBatch.presence`), then ``__prediction__`` or one ``__prediction__.<class>``
+    per class, then ``__label__``; a null prediction or label gives no column. Rules 5 to 8
+    apply, without a limit on the number of features; the envelope is not read (reference
+    data need not carry ids or times). Raises :class:`InvalidEventError` on the first rule
+    broken.
+
+    >>> event_values({"features": {"x": 1, "y": None}, "prediction": {"a": 0.9, "b": 0.1}})
+    {'x': 1, 'y': None, '__prediction__.a': 0.9, '__prediction__.b': 0.1}
+    >>> event_values({"features": {"__x": 1}})
+    Traceback (most recent call last):
+    ...
+    driftline.events.InvalidEventError: feature name "__x" is empty or starts with the reserved '__'
+    """
+    if type(event) is not dict:
+        raise InvalidEventError(
+            DeadLetterReason.NOT_AN_OBJECT,
+            f"top level is a JSON {_json_type(event)}, not an object",
+        )
+    features, prediction, label = _checked_body(event, sys.maxsize, {})
+    values: dict[str, Scalar] = dict(features)
+    if type(prediction) is dict:
+        for name, probability in prediction.items():
+            values[f"{PREDICTION_FEATURE}.{name}"] = probability
+    elif prediction is not None:
+        values[PREDICTION_FEATURE] = cast(Scalar, prediction)
+    if label is not None:
+        values[LABEL_FEATURE] = label
+    return values
 
 
 def _required(event: dict[str, Any], name: str) -> Any:
     value = event.get(name)
     if value is None:
-        raise _RejectedEventError(
+        raise InvalidEventError(
             DeadLetterReason.MISSING_FIELD, f"required field {name!r} is missing"
         )
     return value
@@ -607,7 +732,7 @@ def _required(event: dict[str, Any], name: str) -> Any:
 def _identifier(event: dict[str, Any], name: str) -> str:
     value = _required(event, name)
     if type(value) is not str or not 0 < len(value) <= MAX_ID_LENGTH:
-        raise _RejectedEventError(
+        raise InvalidEventError(
             DeadLetterReason.INVALID_FIELD,
             f"field {name!r} must be a non-empty string of at most {MAX_ID_LENGTH} "
             f"characters, got {_describe(value)}",
@@ -625,7 +750,7 @@ def _model_version(event: dict[str, Any]) -> str:
     elif type(value) is float and value.is_integer():
         version = str(int(value))
     if version is None or not 0 < len(version) <= MAX_ID_LENGTH:
-        raise _RejectedEventError(
+        raise InvalidEventError(
             DeadLetterReason.INVALID_FIELD,
             "field 'model_version' must be a non-empty string of at most "
             f"{MAX_ID_LENGTH} characters or an integer, got {_describe(value)}",
@@ -636,40 +761,40 @@ def _model_version(event: dict[str, Any]) -> str:
 def _timestamp(value: Any) -> float:
     """Epoch seconds of a ``timestamp`` field value (see the module rules)."""
     if value is None:
-        raise _RejectedEventError(
+        raise InvalidEventError(
             DeadLetterReason.MISSING_FIELD, "required field 'timestamp' is missing"
         )
     seconds: float
     if type(value) is str:
         match = _RFC3339.fullmatch(value)
         if match is None:
-            raise _RejectedEventError(
+            raise InvalidEventError(
                 DeadLetterReason.INVALID_TIMESTAMP,
                 f"timestamp {_show(value)} is not an RFC 3339 date-time "
                 "(YYYY-MM-DDThh:mm:ss[.fraction] followed by Z or ±hh:mm)",
             )
         if match["offset"] is None:
-            raise _RejectedEventError(
+            raise InvalidEventError(
                 DeadLetterReason.INVALID_TIMESTAMP,
                 f"timestamp {_show(value)} has no UTC offset: add 'Z' or ±hh:mm",
             )
         try:
             seconds = datetime.fromisoformat(value.upper()).timestamp()
         except ValueError as error:
-            raise _RejectedEventError(
+            raise InvalidEventError(
                 DeadLetterReason.INVALID_TIMESTAMP,
                 f"timestamp {_show(value)} is not a valid date-time: {error}",
             ) from None
     elif type(value) is int or type(value) is float:
         seconds = value if value < EPOCH_MILLISECONDS_FROM else value / 1000
     else:
-        raise _RejectedEventError(
+        raise InvalidEventError(
             DeadLetterReason.INVALID_TIMESTAMP,
             "field 'timestamp' must be an RFC 3339 string or an epoch number, "
             f"got {_describe(value)}",
         )
     if not MIN_EPOCH_SECONDS <= seconds <= MAX_EPOCH_SECONDS:
-        raise _RejectedEventError(
+        raise InvalidEventError(
             DeadLetterReason.INVALID_TIMESTAMP,
             f"timestamp {_show(value)} is outside 1970-01-01T00:00:00Z .. 9999-12-31T23:59:59Z",
         )
@@ -680,25 +805,27 @@ def _is_reserved_or_empty(name: str) -> bool:
     return not name or name.startswith("__")
 
 
-def _feature_problem(features: _Features, max_features: int) -> tuple[DeadLetterReason, str] | None:
+def _feature_problem(features: _Features, max_features: int) -> InvalidEventError | None:
     """The first rule a ``features`` object breaks, or ``None``."""
     if len(features) > max_features:
-        return (
+        return InvalidEventError(
             DeadLetterReason.TOO_MANY_FEATURES,
             f"{len(features)} features are more than the limit of {max_features}",
         )
     for name in features:
         if _is_reserved_or_empty(name):
-            return (
+            return InvalidEventError(
                 DeadLetterReason.INVALID_FEATURE_NAME,
                 f"feature name {_show(name)} is empty or starts with the reserved '__'",
+                name,
             )
     for name, value in features.items():
         if type(value) not in _FEATURE_VALUE_TYPES:
-            return (
+            return InvalidEventError(
                 DeadLetterReason.INVALID_FEATURE_VALUE,
                 f"feature {_show(name)} must be a number, string, boolean or null, "
                 f"got {_describe(value)}",
+                name,
             )
     return None
 
@@ -707,27 +834,28 @@ def _prediction(value: Any) -> _Prediction:
     if value is None or type(value) in _SCALAR_TYPES:
         return cast(Scalar, value)
     if type(value) is not dict:
-        raise _RejectedEventError(
+        raise InvalidEventError(
             DeadLetterReason.INVALID_PREDICTION,
             "field 'prediction' must be a number, string, boolean or an object of class "
             f"probabilities, got {_describe(value)}",
         )
     if not value:
-        raise _RejectedEventError(
+        raise InvalidEventError(
             DeadLetterReason.INVALID_PREDICTION,
             "field 'prediction' is an empty object: give at least one class probability",
         )
     for name, probability in value.items():
         if not name:
-            raise _RejectedEventError(
+            raise InvalidEventError(
                 DeadLetterReason.INVALID_PREDICTION,
                 "field 'prediction' has an empty class name",
             )
         if type(probability) not in _NUMBER_TYPES:
-            raise _RejectedEventError(
+            raise InvalidEventError(
                 DeadLetterReason.INVALID_PREDICTION,
                 f"prediction class {_show(name)} must have a number probability, "
                 f"got {_describe(probability)}",
+                name,
             )
     return cast(dict[str, float | int], value)
 
@@ -753,7 +881,9 @@ def _model_batch(
             if problem is None:
                 kept.append(entry)
             else:
-                dead_letters.append(DeadLetter(entry[0], *problem, payloads[entry[0]]))
+                dead_letters.append(
+                    DeadLetter(entry[0], problem.reason, problem.message, payloads[entry[0]])
+                )
         if not kept:
             return None
         entries = kept
@@ -765,13 +895,30 @@ def _model_batch(
         columns[LABEL_FEATURE] = list(labels)
     timestamps = np.array(seconds, dtype=np.float64)
     timestamps += 0.0  # -0.0 -> 0.0
+    columns = dict(sorted(columns.items()))
+
+    def presence() -> dict[str, npt.NDArray[np.bool_]]:
+        # Reserved columns (prediction, label) are present where not null; features where
+        # the row names them, null or not.
+        return {
+            name: np.fromiter(
+                (v is not None for v in column)
+                if name.startswith("__")
+                else (name in row for row in rows),
+                np.bool_,
+                len(column),
+            )
+            for name, column in columns.items()
+        }
+
     return ModelBatch(
         model_id=model_id,
         model_version=version,
         indices=np.array(indices, dtype=np.int64),
         event_ids=list(event_ids),
         timestamps=timestamps,
-        columns=dict(sorted(columns.items())),
+        columns=columns,
+        presence=presence,
     )
 
 

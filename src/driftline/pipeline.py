@@ -15,8 +15,6 @@ from typing import Any
 import orjson
 
 from driftline.events import (
-    LABEL_FEATURE,
-    PREDICTION_FEATURE,
     DeadLetter,
     DeadLetterReason,
     ModelBatch,
@@ -226,12 +224,13 @@ class Pipeline:
         fits = len(names) + len(batch.columns) <= cap or len(names.union(batch.columns)) <= cap
         if fits and len(batch) <= room:
             return [batch]
-        warmup: tuple[list[int], set[str]] = ([], set())
-        later: tuple[list[int], set[str]] = ([], set())
+        warmup: list[int] = []
+        later: list[int] = []
+        row_columns = batch.row_columns()
         for row, index in enumerate(batch.indices.tolist()):
-            row_names = _row_columns(payloads[index])
+            row_names = row_columns[row]
             part = warmup
-            if len(warmup[0]) >= room:
+            if len(warmup) >= room:
                 part = later
             elif len(names | row_names) > cap:
                 new = len(row_names - names)
@@ -249,9 +248,8 @@ class Pipeline:
                 continue
             else:
                 names |= row_names
-            part[0].append(row)
-            part[1].update(row_names)
-        return [_rows(batch, rows, used) for rows, used in (warmup, later) if rows]
+            part.append(row)
+        return [batch.take(rows) for rows in (warmup, later) if rows]
 
     def _version(self, key: ModelKey) -> _ModelVersion | None:
         if key in self.versions:
@@ -325,38 +323,6 @@ def _too_many_models(
     )
     reason = DeadLetterReason.TOO_MANY_MODELS
     return [DeadLetter(i, reason, message, payloads[i]) for i in batch.indices.tolist()]
-
-
-def _rows(batch: ModelBatch, rows: list[int], names: set[str]) -> ModelBatch:
-    """The rows ``rows`` of ``batch``, with the columns ``names`` (those rows' own)."""
-    if len(rows) == len(batch):
-        return batch
-    return ModelBatch(
-        model_id=batch.model_id,
-        model_version=batch.model_version,
-        indices=batch.indices[rows],
-        event_ids=[batch.event_ids[row] for row in rows],
-        timestamps=batch.timestamps[rows],
-        columns={
-            name: [column[row] for row in rows]
-            for name, column in batch.columns.items()
-            if name in names
-        },
-    )
-
-
-def _row_columns(payload: bytes) -> set[str]:
-    """The columns one (valid) event contributes to its model batch (see events.py)."""
-    event = orjson.loads(payload)
-    names = set(event.get("features") or ())
-    prediction = event.get("prediction")
-    if type(prediction) is dict:
-        names.update(f"{PREDICTION_FEATURE}.{name}" for name in prediction)
-    elif prediction is not None:
-        names.add(PREDICTION_FEATURE)
-    if event.get("label") is not None:
-        names.add(LABEL_FEATURE)
-    return names
 
 
 def _by_window(

@@ -12,12 +12,12 @@ computed while reading, so a profile records exactly what it was built from.
 - **JSONL**: one JSON object per line (blank lines skipped), either flat rows
   (name -> scalar; a key absent from a row is missing there) or prediction events. The
   first row decides which: it is an event when its ``features`` is an object, or when it
-  has both ``model_id`` and ``prediction``; every row must then be of the same sort. In
-  events, other top-level fields are ignored, ``features`` are profiled as they are,
-  ``prediction`` becomes
-  ``__prediction__`` (a number or string) or one ``__prediction__.<class>`` column per
-  class (a class -> probability object), and ``label`` becomes ``__label__``, just as
-  the event decoder flattens them.
+  has both ``model_id`` and ``prediction``; every row must then be of the same sort. An
+  event row gives the columns the event decoder gives it
+  (:func:`driftline.events.event_values`: features as they are, ``prediction`` as
+  ``__prediction__`` or one ``__prediction__.<class>`` column per class, a non-null
+  ``label`` as ``__label__``) under the decoder's rules for ``features``, ``prediction``
+  and ``label``; the envelope (ids, timestamp) is not required.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from typing import IO, Any
 
 import orjson
 
-from driftline.events import LABEL_FEATURE, PREDICTION_FEATURE, Scalar
+from driftline.events import DeadLetterReason, InvalidEventError, Scalar, event_values
 from driftline.profile import (
     FeatureKind,
     ProfileError,
@@ -395,40 +395,44 @@ def _looks_like_event(obj: Mapping[str, Any]) -> bool:
 def _scalar(where: str, key: str, value: Any) -> Scalar:
     if value is None or isinstance(value, str | bool | int | float):
         return value
+    raise ProfileError(f"{where}: {_not_scalar(key, value)}")
+
+
+def _not_scalar(key: str, value: Any) -> str:
     kind = "an object" if isinstance(value, dict) else "a list"
-    raise ProfileError(f"{where}: {key!r} is {kind}; only numbers, strings, booleans or null")
+    return f"{key!r} is {kind}; only numbers, strings, booleans or null"
 
 
 def _flat_values(where: str, obj: Mapping[str, Any]) -> dict[str, Scalar]:
     return {key: _scalar(where, key, value) for key, value in obj.items()}
 
 
-def _event_values(where: str, obj: Mapping[str, Any]) -> dict[str, Scalar]:
-    out: dict[str, Scalar] = {}
-    features = obj.get("features")
-    prediction = obj.get("prediction")
-    if features is None and prediction is None:
-        raise ProfileError(f"{where}: a prediction event needs 'features' or 'prediction'")
-    if features is not None:
-        if not isinstance(features, dict):
-            raise ProfileError(f"{where}: 'features' must be an object")
-        for key, value in features.items():
-            if key == LABEL_FEATURE or key.startswith(PREDICTION_FEATURE):
-                raise ProfileError(f"{where}: feature name {key!r} is reserved")
-            out[key] = _scalar(where, f"features.{key}", value)
-    if isinstance(prediction, dict):
-        for cls, prob in prediction.items():
-            if isinstance(prob, bool) or not isinstance(prob, int | float):
-                raise ProfileError(
-                    f"{where}: prediction.{cls} must be a number (a class probability), "
-                    f"got {prob!r}"
-                )
-            out[f"{PREDICTION_FEATURE}.{cls}"] = prob
-    elif prediction is not None:
-        out[PREDICTION_FEATURE] = _scalar(where, "prediction", prediction)
-    if "label" in obj:
-        out[LABEL_FEATURE] = _scalar(where, "label", obj["label"])
-    return out
+def _event_values(where: str, obj: dict[str, Any]) -> dict[str, Scalar]:
+    try:
+        return event_values(obj)
+    except InvalidEventError as error:
+        raise ProfileError(f"{where}: {_event_problem(error, obj)}") from None
+
+
+def _event_problem(error: InvalidEventError, obj: dict[str, Any]) -> str:
+    """What is wrong with an event row: the wording of earlier releases where there is one,
+    else the dead-letter message."""
+    name = error.name
+    reason = error.reason
+    if reason == DeadLetterReason.INVALID_FEATURE_NAME:
+        return f"feature name {name!r} is reserved (names are non-empty, not starting with '__')"
+    if reason == DeadLetterReason.INVALID_FEATURE_VALUE and name is not None:
+        return _not_scalar(f"features.{name}", obj["features"][name])
+    if reason == DeadLetterReason.INVALID_PREDICTION and name is not None:
+        return (
+            f"prediction.{name} must be a number (a class probability), "
+            f"got {obj['prediction'][name]!r}"
+        )
+    if reason == DeadLetterReason.FEATURES_NOT_OBJECT:
+        return "'features' must be an object"
+    if reason == DeadLetterReason.NO_FEATURES_OR_PREDICTION:
+        return "a prediction event needs 'features' or 'prediction'"
+    return error.message
 
 
 # --------------------------------------------------------------------------- Parquet
