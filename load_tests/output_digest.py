@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import hashlib
 import io
-import shutil
 import sys
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -127,11 +127,8 @@ def run(
 
 def main() -> int:
     out: dict[str, Any] = {}
-    # A fixed directory: a profile's id covers the path of the file it was built from.
-    root = Path(tempfile.gettempdir()) / "driftline-output-digest"
-    shutil.rmtree(root, ignore_errors=True)
-    root.mkdir(parents=True)
-    if True:
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
         credit = credit_scoring_scenario(
             events=40_000,
             model_id="m",
@@ -145,9 +142,12 @@ def main() -> int:
             ),
         )
         write_reference_csv(credit, 20_000, root / "train.csv")
-        profile = build_profile_from_file(
+        built = build_profile_from_file(
             str(root / "train.csv"), model_id="m", model_version="3", progress=False
         )
+        # A profile's id covers the path it was built from: make it independent of the
+        # temporary directory, so that digests compare across runs and checkouts.
+        profile = replace(built, source=replace(built.source, path="train.csv"))
         credit_events = root / "credit.jsonl"
         write_stream(list(event_lines(credit)), credit_events)
 
