@@ -21,6 +21,7 @@ from pydantic import (
 )
 
 from driftline.detectors.catalog import DEFAULT_DETECTORS, DETECTORS
+from driftline.events import DecodeLimits
 from driftline.policy.alerts import AlertSettings
 from driftline.policy.retrain import RetrainSettings
 from driftline.profile import FeatureKind
@@ -32,13 +33,6 @@ class ConfigError(ValueError):
 
 
 _Strict = StrictSettings
-
-
-class DecodeSettings(_Strict):
-    max_payload_bytes: int = Field(1024 * 1024, gt=0)
-    """Messages larger than this are dead-lettered as ``payload_too_large``."""
-    max_features: int = Field(10_000, gt=0)
-    """Events with more features (plus prediction classes) are ``too_many_features``."""
 
 
 class LimitsSettings(_Strict):
@@ -242,7 +236,7 @@ class ModelSettings(_Strict):
 class Settings(_Strict):
     deployment: str = Field("driftline", min_length=1)
     """Name of this deployment; alerts carry ``source: /driftline/<deployment>``."""
-    decode: DecodeSettings = DecodeSettings()
+    decode: DecodeLimits = DecodeLimits()
     limits: LimitsSettings = LimitsSettings()
     window: WindowSettings = WindowSettings()
     warmup_events: int = Field(10_000, gt=0)

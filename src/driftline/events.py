@@ -94,8 +94,10 @@ from typing import TYPE_CHECKING, Any, cast
 import numpy as np
 import numpy.typing as npt
 import orjson
+from pydantic import Field
 
 from driftline.native import extension as native_extension
+from driftline.settings_base import StrictSettings
 
 if TYPE_CHECKING:
     from driftline._fastdecode import Group as _NativeGroup
@@ -149,14 +151,17 @@ class DeadLetterReason(StrEnum):
     TOO_MANY_WARMUP_FEATURES = "too_many_warmup_features"
 
 
-@dataclass(frozen=True, slots=True)
-class DecodeLimits:
-    """Limits applied while decoding; each breach dead-letters the event."""
+class DecodeLimits(StrictSettings):
+    """Limits applied while decoding (config key ``decode``); each breach dead-letters the
+    event."""
 
-    max_payload_bytes: int = 1024 * 1024
+    max_payload_bytes: int = Field(1024 * 1024, gt=0)
     """Messages larger than this are dead-lettered unparsed (``payload_too_large``)."""
-    max_features: int = 10_000
+    max_features: int = Field(10_000, gt=0)
     """Events with more feature (and prediction-class) entries are ``too_many_features``."""
+
+
+DEFAULT_LIMITS = DecodeLimits()
 
 
 @dataclass(frozen=True, slots=True)
@@ -361,7 +366,7 @@ class InvalidEventError(ValueError):
 
 
 def decode_batch(
-    payloads: Sequence[bytes], limits: DecodeLimits = DecodeLimits(), *, native: bool = True
+    payloads: Sequence[bytes], limits: DecodeLimits = DEFAULT_LIMITS, *, native: bool = True
 ) -> DecodedBatch:
     """Decode a batch of raw message values (one JSON prediction event each).
 

@@ -10,7 +10,6 @@ from collections.abc import Mapping
 
 from driftline.config import ConfigError, ModelSettings, Settings, Threshold
 from driftline.detectors.catalog import DETECTORS
-from driftline.events import DecodeLimits
 from driftline.monitor import MonitorPlan
 from driftline.plan import ModelEntry, Plan, ThresholdOverrides, ThresholdTable, VersionPlan
 from driftline.profile import ProfileError, ReferenceProfile, load_profile
@@ -55,10 +54,7 @@ def build_plan(settings: Settings, profiles: Mapping[int, ReferenceProfile] | No
         _check_thresholds(entry.plan.thresholds, f"models.{i}.")
     return Plan(
         source=settings.source,
-        decode=DecodeLimits(
-            max_payload_bytes=settings.decode.max_payload_bytes,
-            max_features=settings.decode.max_features,
-        ),
+        decode=settings.decode,
         max_model_versions=settings.limits.max_model_versions,
         warmup_columns=max(1, settings.limits.max_warmup_values // settings.warmup_events),
         alerts=settings.alerts,
