@@ -162,3 +162,25 @@ def test_restore_rejects_state_built_on_another_profile() -> None:
     )
     with pytest.raises(ValueError, match="profile"):
         Pipeline(build_plan(settings, {0: other})).restore(before.to_state())
+
+
+def test_state_in_parts_restores_like_the_whole() -> None:
+    settings = parse_settings({"warmup_events": 2_000, "window": {"events": 500}})
+    first = event_stream(6_000, drift=Drift("x_normal", "scale", 3_000))
+    second = event_stream(6_000, model_id="other")
+    events = [e for pair in zip(first, second, strict=True) for e in pair]
+    before = Pipeline(build_plan(settings))
+    head = _outputs(before, events[:7_000], 1000)
+    assert before.take_changed() == {("m", "1"), ("other", "1")}
+    assert before.take_changed() == set()
+    before.process(event_stream(10, model_id="other", seed=5))
+    assert before.take_changed() == {("other", "1")}
+    parts = {key: before.version_state(key) for key in [("m", "1"), ("other", "1")]}
+    after = Pipeline(build_plan(settings))
+    after.restore_parts(before.head_state(), parts)
+    assert after.to_state() == before.to_state()
+    whole = Pipeline(build_plan(settings))
+    whole.restore(before.to_state())
+    assert _outputs(after, events[7_000:], 1000) == _outputs(whole, events[7_000:], 1000) != head
+    with pytest.raises(ValueError, match="missing"):
+        Pipeline(build_plan(settings)).restore_parts(before.head_state(), {})

@@ -8,7 +8,7 @@ caused them, so the output sequence does not depend on how the stream is cut int
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -147,6 +147,8 @@ class Pipeline:
         self.counters = PipelineCounters()
         self.latest: dict[ModelKey, dict[tuple[str, str], Finding]] = {}
         """The latest finding per model version and (feature, detector), for status pages."""
+        self.changed: set[ModelKey] = set()
+        """Monitored versions whose state changed since :meth:`take_changed`."""
 
     def process(self, payloads: Sequence[bytes]) -> PipelineOutput:
         decoded = decode_batch(payloads, self.plan.decode)
@@ -170,6 +172,7 @@ class Pipeline:
                     self.counters.ignored[key] += len(part)
                     continue
                 self.counters.events[key] += len(part)
+                self.changed.add(key)
                 found.extend((index, key, f) for index, f in version.monitor.process(part))
         if len(dead_letters) > limited:  # limits rejected valid events: back to input order
             dead_letters.sort(key=lambda letter: letter.index)
@@ -274,15 +277,52 @@ class Pipeline:
         state = orjson.loads(data)
         if state.get("version") != STATE_VERSION:
             raise ValueError(f"unsupported pipeline state version {state.get('version')!r}")
+        versions = {(i["model_id"], i["model_version"]): i["state"] for i in state["versions"]}
+        self._restore(versions, state.get("counters", {}))
+
+    # -- state in parts: one record per model version plus a small head ------------------
+
+    def take_changed(self) -> set[ModelKey]:
+        """The monitored versions whose state changed since the last call (then none)."""
+        changed, self.changed = self.changed, set()
+        return changed
+
+    def version_state(self, key: ModelKey) -> bytes:
+        """One monitored version's state, as bytes (its part of :meth:`to_state`)."""
+        version = self.versions[key]
+        if version is None:
+            raise KeyError(f"{key[0]}/{key[1]} is not monitored")
+        return orjson.dumps(version.to_state())
+
+    def head_state(self) -> bytes:
+        """Everything but the versions' own states: the counters and which versions are
+        monitored, in the order they were first seen."""
+        monitored = [list(k) for k, v in self.versions.items() if v is not None]
+        counters = self.counters.to_state()
+        return orjson.dumps({"version": STATE_VERSION, "versions": monitored, "counters": counters})
+
+    def restore_parts(self, head: bytes, versions: Mapping[ModelKey, bytes]) -> None:
+        """Continue from :meth:`head_state` and the :meth:`version_state` of every version
+        the head lists (same result as :meth:`restore` of the whole)."""
+        state = orjson.loads(head)
+        if state.get("version") != STATE_VERSION:
+            raise ValueError(f"unsupported pipeline state version {state.get('version')!r}")
+        keys = [(str(a), str(b)) for a, b in state["versions"]]
+        missing = [k for k in keys if k not in versions]
+        if missing:
+            raise ValueError(f"state of {len(missing)} listed versions missing, e.g. {missing[0]}")
+        self._restore({k: orjson.loads(versions[k]) for k in keys}, state["counters"])
+
+    def _restore(self, versions: Mapping[ModelKey, dict[str, Any]], counters: Any) -> None:
         self.versions = {}
-        for item in state["versions"]:
-            key = (item["model_id"], item["model_version"])
+        for key, version_state in versions.items():
             # A version the plan now ignores keeps its state (as it was checkpointed).
             version_plan = self.plan.for_version(key) or self.plan.unconfigured
             version = _ModelVersion(key, self.plan, version_plan)
-            version.restore(item["state"])
+            version.restore(version_state)
             self.versions[key] = version
-        self.counters = PipelineCounters.from_state(state.get("counters", {}))
+        self.counters = PipelineCounters.from_state(counters)
+        self.changed = set()
 
     def monitors(self) -> dict[ModelKey, ModelMonitor]:
         return {k: v.monitor for k, v in self.versions.items() if v is not None}
