@@ -22,7 +22,11 @@ from driftline.findings import Finding
 from driftline.pipeline import PipelineOutput
 from driftline.service.snapshot import Observable, ServiceSnapshot
 
-LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
+# Fine around the 250 ms latency goal, so a p99 read off the histogram means something.
+LATENCY_BUCKETS = (
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75,
+    1, 1.5, 2, 2.5, 5, 10, 30, 60, 300,
+)  # fmt: skip
 BATCH_BUCKETS = (1, 10, 50, 100, 500, 1000, 2000, 5000, 10000)
 
 
