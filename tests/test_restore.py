@@ -334,3 +334,28 @@ def test_a_version_failing_on_its_first_event_is_quarantined(
     later = pipeline.process(event_stream(5, first=10))
     assert later.alerts == [] and later.internal_errors == []  # the alert fires once
     assert len(later.dead_letters) == 5
+
+
+def test_outputs_of_the_failing_batch_are_dropped_with_its_events(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Windows of 100 events: several window closes of m per batch (500 of its events).
+    events, _ = _two_models()
+    config = {"window": {"events": 100}, "alerts": {"min_samples": 50}, **TWO}
+    plan = build_plan(parse_settings(config), {0: PROFILE, 1: PROFILE})
+    healthy = [a for a in _run(Pipeline(plan), events).alerts if a.model_id == "m"]
+    fired = healthy[0].sequence  # m's first alert, closed by its event number `fired`
+    batch_start = (fired - 1) // 500 * 500
+    assert fired + 100 <= batch_start + 500  # a later window of the same batch fails
+    original = AlertPolicy.observe
+
+    def observe(self: AlertPolicy, finding: Any) -> Any:
+        if finding.model_id == "m" and finding.sequence > fired:
+            raise RuntimeError("injected")
+        return original(self, finding)
+
+    monkeypatch.setattr(AlertPolicy, "observe", observe)
+    failing = [a for a in _run(Pipeline(plan), events).alerts if a.model_id == "m"]
+    # The first alert came from the failing batch, whose events are dead letters: dropped.
+    assert [a.labels["alertname"] for a in failing] == ["DriftlineInternalError"]
+    assert failing[0].sequence == batch_start
