@@ -7,6 +7,7 @@ import orjson
 import pytest
 
 from driftline.config import parse_settings
+from driftline.monitor import ModelMonitor
 from driftline.pipeline import Pipeline
 from driftline.planning import build_plan
 from driftline.profile import ProfileSource, build_profile
@@ -150,7 +151,10 @@ def _sorted_like(full: list[bytes], head: list[bytes]) -> list[bytes]:
     return head + rest
 
 
-def test_restore_rejects_state_built_on_another_profile() -> None:
+def test_restore_resets_state_built_on_another_profile() -> None:
+    # Formerly a ValueError (and the service then silently started fresh): now the version
+    # is reset on the configured profile and the restore reports it (tests/test_restore.py
+    # checks the resolved alerts of such a reset).
     settings = parse_settings({"models": [{"model_id": "m"}]})
     before = Pipeline(build_plan(settings, {0: _profile()}))
     before.process(event_stream(1_000))
@@ -160,8 +164,18 @@ def test_restore_rejects_state_built_on_another_profile() -> None:
         model_version="1",
         source=ProfileSource(kind="file", sha256="1" * 64),
     )
-    with pytest.raises(ValueError, match="profile"):
-        Pipeline(build_plan(settings, {0: other})).restore(before.to_state())
+    after = Pipeline(build_plan(settings, {0: other}))
+    assert after.restore(before.to_state()).alerts == []  # nothing was firing
+    assert after.monitors()[("m", "1")].profile is other
+    assert after.monitors()[("m", "1")].sequence == 0
+    with pytest.raises(ValueError, match="profile"):  # the monitor alone still refuses
+        ModelMonitor.from_state(
+            orjson.loads(before.to_state())["versions"][0]["state"]["monitor"],
+            model_id="m",
+            model_version="1",
+            plan=after.monitors()[("m", "1")].plan,
+            profile=other,
+        )
 
 
 def test_state_in_parts_restores_like_the_whole() -> None:

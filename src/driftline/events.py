@@ -149,6 +149,8 @@ class DeadLetterReason(StrEnum):
     # Not decoding rules: limits the pipeline applies to valid events (see pipeline.py).
     TOO_MANY_MODELS = "too_many_models"
     TOO_MANY_WARMUP_FEATURES = "too_many_warmup_features"
+    INTERNAL_ERROR = "internal_error"
+    """The event's model version is quarantined after an unexpected error (a bug)."""
 
 
 class DecodeLimits(StrictSettings):

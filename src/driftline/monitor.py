@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from driftline.detectors.catalog import STREAM_DETECTORS
 from driftline.detectors.feature_window import (
     CoarseWindow,
     FeatureWindow,
@@ -52,6 +53,41 @@ class MonitorPlan:
     excluded: frozenset[str]
     adwin: dict[str, Any]
     page_hinkley: dict[str, Any]
+
+
+def profile_mismatch(state: dict[str, Any], profile: ReferenceProfile | None) -> str | None:
+    """Why a monitor state (:meth:`ModelMonitor.to_state`) does not fit the configured
+    ``profile``, or ``None`` when it does.
+
+    - the state was built on a configured profile and the configured profile is another
+      one, or none now (the version would warm up again);
+    - a profile is configured and the state holds one learned by warm-up, or is still
+      warming up: the configured profile replaces the learned one.
+
+    A state with a learned profile (or warming up) and no configured profile fits.
+    """
+    saved = state["profile_id"]
+    learned = state["learned_profile"] is not None
+    if profile is None:
+        if saved is not None and not learned:
+            return f"the reference profile changed (state built on {saved}, none is configured now)"
+        return None
+    if learned:
+        return (
+            f"a reference profile is configured ({profile.profile_id}): it replaces the "
+            f"profile learned by warm-up ({saved})"
+        )
+    if saved is None:
+        return (
+            f"a reference profile is configured ({profile.profile_id}): it replaces the "
+            "warm-up in progress"
+        )
+    if saved != profile.profile_id:
+        return (
+            f"the reference profile changed (state built on {saved}, "
+            f"{profile.profile_id} is configured)"
+        )
+    return None
 
 
 def _typed(kind: FeatureKind, batch: ModelBatch, name: str) -> Column:
@@ -150,20 +186,17 @@ class ModelMonitor:
     ) -> ModelMonitor:
         """Rebuild a monitor from :meth:`to_state`; it continues exactly where it was.
 
-        ``profile`` is the configured profile; a state built on a different profile (the
-        config changed) is rejected with ValueError rather than silently mixed.
+        ``profile`` is the configured profile. A state the plan cannot continue (see
+        :func:`state_mismatch`) is rejected with ValueError rather than silently mixed: the
+        pipeline resets such a version instead of calling this.
         """
         if state.get("version") != STATE_VERSION:
             raise ValueError(f"unsupported monitor state version {state.get('version')!r}")
+        mismatch = profile_mismatch(state, profile)
+        if mismatch is not None:
+            raise ValueError(f"{model_id}/{model_version}: {mismatch}")
         if state["learned_profile"] is not None:
             profile = ReferenceProfile.from_dict(state["learned_profile"])
-        elif state["profile_id"] is None:
-            profile = None
-        elif profile is None or profile.profile_id != state["profile_id"]:
-            raise ValueError(
-                f"{model_id}/{model_version}: state was built on profile "
-                f"{state['profile_id']}, the configured profile differs"
-            )
         monitor = cls(model_id, model_version, plan, profile)
         monitor.sequence = int(state["sequence"])
         monitor.window_rows = int(state["window_rows"])
@@ -173,10 +206,44 @@ class ModelMonitor:
         monitor.window_key = int(state["window_key"])
         monitor.warmup = {name: list(values) for name, values in state["warmup"].items()}
         monitor.warmup_rows = int(state["warmup_rows"])
+        detectors = monitor.detector_mismatch(state["features"])
+        if detectors is not None:
+            raise ValueError(f"{model_id}/{model_version}: {detectors}")
         for name, window_state in state["features"].items():
-            if name in monitor.windows:
-                monitor.windows[name].restore(window_state)
+            monitor.windows[name].restore(window_state)
         return monitor
+
+    def detector_mismatch(self, features: dict[str, Any]) -> str | None:
+        """Why the saved window states ``features`` (``to_state()["features"]``) cannot be
+        continued by this monitor's windows, or ``None``: the monitored features differ, or
+        a numeric feature's stateful stream detectors (ADWIN, Page-Hinkley) differ."""
+        saved, planned = set(features), set(self.windows)
+        if saved != planned:
+            added, removed = sorted(planned - saved), sorted(saved - planned)
+            return (
+                "the monitored features changed (added: "
+                f"{', '.join(added) or 'none'}; removed: {', '.join(removed) or 'none'})"
+            )
+        names = {d.name for d in STREAM_DETECTORS}
+        for name, window in sorted(self.windows.items()):
+            if not isinstance(window, NumericWindow):
+                continue
+            had = {d for d in names if features[name].get(d) is not None}
+            if had != set(window.stream):
+                return (
+                    f"the stream detectors of feature {name!r} changed (from "
+                    f"{', '.join(sorted(had)) or 'none'} to "
+                    f"{', '.join(sorted(window.stream)) or 'none'})"
+                )
+        return None
+
+    def monitored(self) -> set[tuple[str, str]]:
+        """Every (feature, detector) this monitor evaluates."""
+        return {
+            (name, detector.name)
+            for name, window in self.windows.items()
+            for detector in window.detectors
+        }
 
     def process(self, batch: ModelBatch) -> list[tuple[int, Finding]]:
         """Consume a batch; return each finding with the batch index that closed its window."""

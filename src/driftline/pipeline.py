@@ -7,6 +7,7 @@ caused them, so the output sequence does not depend on how the stream is cut int
 
 from __future__ import annotations
 
+import traceback
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -21,13 +22,25 @@ from driftline.events import (
     decode_batch,
 )
 from driftline.findings import Finding
-from driftline.monitor import ModelMonitor
+from driftline.monitor import STATE_VERSION as MONITOR_STATE_VERSION
+from driftline.monitor import ModelMonitor, profile_mismatch
 from driftline.plan import ModelKey, Plan, VersionPlan
-from driftline.policy.alerts import Alert, AlertPolicy
+from driftline.policy.alerts import Alert, AlertPolicy, AlertWindow, internal_error_alert
 from driftline.policy.retrain import ProfileRef, RetrainPolicy, RetrainRequest
+from driftline.profile import ReferenceProfile
 from driftline.snapshot import PipelineSnapshot, VersionSnapshot
 
 STATE_VERSION = 1
+
+
+class StateError(ValueError):
+    """A saved state that cannot be restored: corrupt, of an unknown format version, or
+    inconsistent. Never a reason to start fresh silently (see :meth:`Pipeline.restore`)."""
+
+    def __init__(self, key: ModelKey | None, cause: str) -> None:
+        where = "pipeline state" if key is None else f"state of {key[0]}/{key[1]}"
+        super().__init__(f"{where} cannot be restored: {cause}")
+        self.key = key
 
 
 @dataclass(slots=True)
@@ -39,6 +52,9 @@ class PipelineOutput:
     dead_letters: list[DeadLetter] = field(default_factory=list)
     latest_event_time: float | None = None
     """Largest event time among the batch's valid events (for latency metrics)."""
+    internal_errors: list[tuple[ModelKey, str]] = field(default_factory=list)
+    """Model versions quarantined by this batch, with the traceback of the exception
+    (the shell logs it; the core does not log)."""
 
 
 @dataclass(slots=True)
@@ -51,16 +67,21 @@ class PipelineCounters:
     alerts: Counter[tuple[str, str]] = field(default_factory=Counter)
     """By (severity, status)."""
     retrain_requests: int = 0
+    quarantined: Counter[ModelKey] = field(default_factory=Counter)
+    """Events dead-lettered (``internal_error``) because their version is quarantined."""
 
     def to_state(self) -> dict[str, Any]:
         """JSON-ready counts (checkpointed with the detectors, so totals survive restarts)."""
-        return {
+        state: dict[str, Any] = {
             "events": [[k[0], k[1], n] for k, n in self.events.items()],
             "ignored": [[k[0], k[1], n] for k, n in self.ignored.items()],
             "dead_letters": dict(self.dead_letters),
             "alerts": [[k[0], k[1], n] for k, n in self.alerts.items()],
             "retrain_requests": self.retrain_requests,
         }
+        if self.quarantined:  # only then: states without quarantines keep their bytes
+            state["quarantined"] = [[k[0], k[1], n] for k, n in self.quarantined.items()]
+        return state
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> PipelineCounters:
@@ -82,6 +103,7 @@ class PipelineCounters:
             ),
             alerts=Counter({(a, b): int(n) for a, b, n in state.get("alerts", [])}),
             retrain_requests=int(state.get("retrain_requests", 0)),
+            quarantined=Counter({(a, b): int(n) for a, b, n in state.get("quarantined", [])}),
         )
 
 
@@ -105,29 +127,77 @@ class _ModelVersion:
             "retrain": self.retrain.to_state(),
         }
 
-    def restore(self, state: dict[str, Any]) -> None:
+    def restore(self, state: dict[str, Any]) -> tuple[str | None, list[Alert]]:
+        """Continue from :meth:`to_state`, or reset when the plan no longer fits the state
+        (see :meth:`_mismatch`): then return why, and the ``resolved`` events of the alerts
+        the dropped state had firing. Raises :class:`StateError` for any other problem."""
         key = (self.monitor.model_id, self.monitor.model_version)
-        self.monitor = ModelMonitor.from_state(
-            state["monitor"],
-            model_id=key[0],
-            model_version=key[1],
-            plan=self.plan.monitor,
-            profile=self.plan.profile,
+        try:
+            alerts = AlertPolicy.from_state(
+                state["alerts"],
+                source=self.alerts.source,
+                settings=self.alerts.settings,
+                thresholds=self.plan.thresholds,
+            )
+            mismatch = self._mismatch(state["monitor"], alerts)
+            if mismatch is not None:
+                end = float(state["monitor"]["window_end"])
+                return mismatch, alerts.resolve_all(mismatch, end)
+            self.monitor = ModelMonitor.from_state(
+                state["monitor"],
+                model_id=key[0],
+                model_version=key[1],
+                plan=self.plan.monitor,
+                profile=self.plan.profile,
+            )
+            self.alerts = alerts
+            self.retrain = RetrainPolicy.from_state(
+                state["retrain"],
+                source=self.retrain.source,
+                model_id=key[0],
+                model_version=key[1],
+                settings=self.retrain.settings,
+                alerts=self.alerts,
+            )
+        except StateError:
+            raise
+        except Exception as exc:  # corrupt or unknown state: a bug to see, never a reset
+            raise StateError(key, f"{type(exc).__name__}: {exc}") from exc
+        return None, []
+
+    def _mismatch(self, monitor_state: dict[str, Any], alerts: AlertPolicy) -> str | None:
+        """Why the plan cannot continue this saved state (then it is reset), or ``None``."""
+        version = monitor_state.get("version")
+        if version != MONITOR_STATE_VERSION:
+            raise StateError(
+                (self.monitor.model_id, self.monitor.model_version),
+                f"unsupported monitor state version {version!r}",
+            )
+        profile = profile_mismatch(monitor_state, self.plan.profile)
+        if profile is not None:
+            return profile
+        learned = monitor_state["learned_profile"]
+        if learned is None and self.plan.profile is None:
+            return None  # warming up: no detector runs yet
+        # The monitor the plan builds on the state's profile: its detectors against the
+        # state's (monitored features, stream detectors, pairs with alert state).
+        monitor = ModelMonitor(
+            self.monitor.model_id,
+            self.monitor.model_version,
+            self.plan.monitor,
+            self.plan.profile if learned is None else ReferenceProfile.from_dict(learned),
         )
-        self.alerts = AlertPolicy.from_state(
-            state["alerts"],
-            source=self.alerts.source,
-            settings=self.alerts.settings,
-            thresholds=self.plan.thresholds,
-        )
-        self.retrain = RetrainPolicy.from_state(
-            state["retrain"],
-            source=self.retrain.source,
-            model_id=key[0],
-            model_version=key[1],
-            settings=self.retrain.settings,
-            alerts=self.alerts,
-        )
+        detectors = monitor.detector_mismatch(monitor_state["features"])
+        if detectors is not None:
+            return detectors
+        gone = sorted(alerts.tracked() - monitor.monitored())
+        if gone:
+            feature, detector = gone[0]
+            return (
+                f"detector {detector!r} of feature {feature!r} is no longer configured "
+                f"({len(gone)} detector(s) with alert state removed)"
+            )
+        return None
 
     def profile_ref(self) -> ProfileRef:
         """The monitor's profile id and data hash."""
@@ -149,62 +219,169 @@ class Pipeline:
         """The latest finding per model version and (feature, detector), for status pages."""
         self.changed: set[ModelKey] = set()
         """Monitored versions whose state changed since :meth:`take_changed`."""
+        self.quarantined: dict[ModelKey, str] = {}
+        """Versions stopped by an internal error, with its message (not checkpointed)."""
 
     def process(self, payloads: Sequence[bytes]) -> PipelineOutput:
+        """Run one batch through every model version it holds.
+
+        An unexpected exception while processing one version's events quarantines that
+        version (see :meth:`_quarantine`); the other versions go on unaffected.
+        """
         decoded = decode_batch(payloads, self.plan.decode)
         dead_letters = decoded.dead_letters
         limited = len(dead_letters)
         found: list[tuple[int, ModelKey, Finding]] = []
         latest: float | None = None
+        counted: Counter[ModelKey] = Counter()
+        batches: dict[ModelKey, ModelBatch] = {}
+        sequences: dict[ModelKey, int] = {}
+        failures: list[tuple[ModelKey, Exception]] = []
         for batch in decoded.models:
             key = (batch.model_id, batch.model_version)
+            if key in self.quarantined:
+                batches[key] = batch
+                continue
             if key not in self.versions and len(self.versions) >= self.max_model_versions:
                 dead_letters.extend(_too_many_models(batch, len(self.versions), payloads))
                 continue
-            version = self._version(key)
-            parts = [batch]
-            if version is not None and version.monitor.warming_up:
-                parts = self._warmup_parts(version.monitor, batch, payloads, dead_letters)
+            batches[key] = batch
+            known = self.versions.get(key)
+            sequences[key] = 0 if known is None else known.monitor.sequence
+            version_found: list[tuple[int, ModelKey, Finding]] = []
+            try:
+                version = self._version(key)
+                parts = [batch]
+                if version is not None and version.monitor.warming_up:
+                    parts = self._warmup_parts(version.monitor, batch, payloads, dead_letters)
+                if version is not None:
+                    for part in parts:
+                        found_part = version.monitor.process(part)
+                        version_found.extend((index, key, f) for index, f in found_part)
+            except Exception as exc:
+                failures.append((key, exc))
+                if key in self.versions:
+                    self.changed.add(key)  # the failure may have changed its state
+                continue
             for part in parts:
                 part_latest = float(part.timestamps.max())
                 latest = part_latest if latest is None else max(latest, part_latest)
                 if version is None:
                     self.counters.ignored[key] += len(part)
                     continue
-                self.counters.events[key] += len(part)
+                counted[key] += len(part)
                 self.changed.add(key)
-                found.extend((index, key, f) for index, f in version.monitor.process(part))
-        if len(dead_letters) > limited:  # limits rejected valid events: back to input order
-            dead_letters.sort(key=lambda letter: letter.index)
-        for dead in dead_letters:
-            self.counters.dead_letters[dead.reason.value] += 1
+            found.extend(version_found)
         found.sort(key=lambda item: item[0])  # stable: keeps each model's window order
-        output = PipelineOutput(dead_letters=dead_letters, latest_event_time=latest)
         for _, key, finding in found:
             self.latest.setdefault(key, {})[(finding.feature, finding.detector)] = finding
         # Findings of one window close arrive together; the retrain rule is evaluated once
         # per window close, after all of its alerts.
-        for key, window_findings in _by_window(found):
+        produced: list[tuple[int, ModelKey, list[Alert], list[RetrainRequest]]] = []
+        failed = {key for key, _ in failures}
+        for position, key, window_findings in _by_window(found):
+            if key in failed:
+                continue
             version = self.versions[key]
             assert version is not None
-            inputs = version.monitor.input_feature_count
-            profile = version.profile_ref()
-            alerts = [a for f in window_findings for a in version.alerts.observe(f)]
+            try:
+                produced.append((position, key, *self._policies(version, window_findings)))
+            except Exception as exc:
+                failures.append((key, exc))
+                failed.add(key)
+        for key, n in counted.items():
+            if key not in failed:
+                self.counters.events[key] += n
+        output = PipelineOutput(latest_event_time=latest)
+        internal: list[tuple[int, Alert]] = []
+        for key, error in failures:
+            internal.append(self._quarantine(key, batches[key], sequences[key], error, output))
+        for key, batch in batches.items():
+            if key in self.quarantined:
+                dead_letters.extend(self._quarantined_letters(key, batch, payloads, dead_letters))
+        if len(dead_letters) > limited:  # limits rejected valid events: back to input order
+            dead_letters.sort(key=lambda letter: letter.index)
+        for dead in dead_letters:
+            self.counters.dead_letters[dead.reason.value] += 1
+        output.dead_letters = dead_letters
+        outputs = [(p, alerts, requests) for p, k, alerts, requests in produced if k not in failed]
+        if internal:  # in stream order with the others (sort is stable)
+            outputs.extend((p, [alert], []) for p, alert in internal)
+            outputs.sort(key=lambda item: item[0])
+        for _, alerts, requests in outputs:
             for alert in alerts:
                 self.counters.alerts[(alert.severity, alert.status)] += 1
             output.alerts.extend(alerts)
-            requests = [
-                version.retrain.observe_window(alerts, monitored_features=inputs, profile=profile),
-                # A request held back by the cooldown goes out once it is over (event time).
-                version.retrain.tick(
-                    window_findings[-1].window_end, monitored_features=inputs, profile=profile
-                ),
-            ]
-            for request in requests:
-                if request is not None:
-                    output.retrain_requests.append(request)
-                    self.counters.retrain_requests += 1
+            output.retrain_requests.extend(requests)
+            self.counters.retrain_requests += len(requests)
         return output
+
+    def _policies(
+        self, version: _ModelVersion, window_findings: list[Finding]
+    ) -> tuple[list[Alert], list[RetrainRequest]]:
+        """The alert events and retrain requests of one window close of ``version``."""
+        inputs = version.monitor.input_feature_count
+        profile = version.profile_ref()
+        alerts = [a for f in window_findings for a in version.alerts.observe(f)]
+        requests = [
+            version.retrain.observe_window(alerts, monitored_features=inputs, profile=profile),
+            # A request held back by the cooldown goes out once it is over (event time).
+            version.retrain.tick(
+                window_findings[-1].window_end, monitored_features=inputs, profile=profile
+            ),
+        ]
+        return alerts, [r for r in requests if r is not None]
+
+    def _quarantine(
+        self,
+        key: ModelKey,
+        batch: ModelBatch,
+        sequence: int,
+        exc: Exception,
+        output: PipelineOutput,
+    ) -> tuple[int, Alert]:
+        """Stop processing ``key`` after ``exc``: hand its traceback to the shell and
+        return its ``DriftlineInternalError`` alert with the batch position of its first
+        event. Its events (this batch's and every later one's) become ``internal_error``
+        dead letters; its state stays as the failure left it (still in :meth:`to_state`,
+        so a restart restores it and tries the version again). The quarantine itself is
+        not part of the state."""
+        message = f"{type(exc).__name__}: {exc}"
+        self.quarantined[key] = message
+        output.internal_errors.append((key, "".join(traceback.format_exception(exc))))
+        timestamps = batch.timestamps
+        alert = internal_error_alert(
+            source=self.plan.source,
+            model_id=key[0],
+            model_version=key[1],
+            message=message,
+            sequence=sequence,
+            event_id=batch.event_ids[0],
+            window=AlertWindow(float(timestamps.min()), float(timestamps.max()), len(batch)),
+            runbook_url=self.plan.alerts.runbook_url,
+        )
+        return int(batch.indices[0]), alert
+
+    def _quarantined_letters(
+        self,
+        key: ModelKey,
+        batch: ModelBatch,
+        payloads: Sequence[bytes],
+        dead_letters: list[DeadLetter],
+    ) -> list[DeadLetter]:
+        """``internal_error`` dead letters of the events of quarantined ``key`` (those a
+        limit dead-lettered already keep that reason)."""
+        indices = batch.indices.tolist()
+        rows = set(indices)
+        done = {d.index for d in dead_letters if d.index in rows}
+        message = (
+            f"model {key[0]!r} version {key[1]!r} is quarantined after an internal error "
+            f"({self.quarantined[key]}); it is tried again after a restart"
+        )
+        reason = DeadLetterReason.INTERNAL_ERROR
+        letters = [DeadLetter(i, reason, message, payloads[i]) for i in indices if i not in done]
+        self.counters.quarantined[key] += len(letters)
+        return letters
 
     @property
     def max_model_versions(self) -> int:
@@ -272,13 +449,29 @@ class Pipeline:
         counters = self.counters.to_state()
         return orjson.dumps({"version": STATE_VERSION, "versions": versions, "counters": counters})
 
-    def restore(self, data: bytes) -> None:
-        """Continue from :meth:`to_state`; later batches give what the original would have."""
-        state = orjson.loads(data)
-        if state.get("version") != STATE_VERSION:
-            raise ValueError(f"unsupported pipeline state version {state.get('version')!r}")
-        versions = {(i["model_id"], i["model_version"]): i["state"] for i in state["versions"]}
-        self._restore(versions, state.get("counters", {}))
+    def restore(self, data: bytes) -> PipelineOutput:
+        """Continue from :meth:`to_state`; later batches give what the original would have.
+
+        A version whose state the plan no longer fits (another reference profile, a
+        configured profile where warm-up learned one, another detector set: see the README,
+        "State and restore") starts afresh; the returned output holds the ``resolved``
+        events of the alerts its old state had firing, for the shell to publish. Anything
+        else that prevents restoring raises :class:`StateError`.
+        """
+        try:
+            state = orjson.loads(data)
+            if state.get("version") != STATE_VERSION:
+                raise StateError(
+                    None, f"unsupported pipeline state version {state.get('version')!r}"
+                )
+            versions = {
+                (str(i["model_id"]), str(i["model_version"])): i["state"] for i in state["versions"]
+            }
+        except StateError:
+            raise
+        except Exception as exc:
+            raise StateError(None, f"{type(exc).__name__}: {exc}") from exc
+        return self._restore(versions, state.get("counters", {}))
 
     # -- state in parts: one record per model version plus a small head ------------------
 
@@ -301,28 +494,61 @@ class Pipeline:
         counters = self.counters.to_state()
         return orjson.dumps({"version": STATE_VERSION, "versions": monitored, "counters": counters})
 
-    def restore_parts(self, head: bytes, versions: Mapping[ModelKey, bytes]) -> None:
+    def restore_parts(self, head: bytes, versions: Mapping[ModelKey, bytes]) -> PipelineOutput:
         """Continue from :meth:`head_state` and the :meth:`version_state` of every version
-        the head lists (same result as :meth:`restore` of the whole)."""
-        state = orjson.loads(head)
-        if state.get("version") != STATE_VERSION:
-            raise ValueError(f"unsupported pipeline state version {state.get('version')!r}")
-        keys = [(str(a), str(b)) for a, b in state["versions"]]
+        the head lists (same result and output as :meth:`restore` of the whole)."""
+        try:
+            state = orjson.loads(head)
+            if state.get("version") != STATE_VERSION:
+                raise StateError(
+                    None, f"unsupported pipeline state version {state.get('version')!r}"
+                )
+            keys = [(str(a), str(b)) for a, b in state["versions"]]
+            counters = state["counters"]
+        except StateError:
+            raise
+        except Exception as exc:
+            raise StateError(None, f"{type(exc).__name__}: {exc}") from exc
         missing = [k for k in keys if k not in versions]
         if missing:
-            raise ValueError(f"state of {len(missing)} listed versions missing, e.g. {missing[0]}")
-        self._restore({k: orjson.loads(versions[k]) for k in keys}, state["counters"])
+            raise StateError(
+                None, f"state of {len(missing)} listed versions missing, e.g. {missing[0]}"
+            )
+        parsed: dict[ModelKey, Any] = {}
+        for key in keys:
+            try:
+                parsed[key] = orjson.loads(versions[key])
+            except orjson.JSONDecodeError as exc:
+                raise StateError(key, f"not JSON: {exc}") from exc
+        return self._restore(parsed, counters)
 
-    def _restore(self, versions: Mapping[ModelKey, dict[str, Any]], counters: Any) -> None:
-        self.versions = {}
+    def _restore(self, versions: Mapping[ModelKey, Any], counters: Any) -> PipelineOutput:
+        restored: dict[ModelKey, _ModelVersion | None] = {}
+        reset: set[ModelKey] = set()
+        output = PipelineOutput()
         for key, version_state in versions.items():
             # A version the plan now ignores keeps its state (as it was checkpointed).
             version_plan = self.plan.for_version(key) or self.plan.unconfigured
             version = _ModelVersion(key, self.plan, version_plan)
-            version.restore(version_state)
-            self.versions[key] = version
-        self.counters = PipelineCounters.from_state(counters)
-        self.changed = set()
+            if not isinstance(version_state, dict):
+                raise StateError(key, f"not an object: {type(version_state).__name__}")
+            mismatch, resolved = version.restore(version_state)
+            if mismatch is not None:
+                reset.add(key)
+            output.alerts.extend(resolved)
+            restored[key] = version
+        try:
+            restored_counters = PipelineCounters.from_state(counters)
+        except Exception as exc:
+            raise StateError(None, f"counters: {type(exc).__name__}: {exc}") from exc
+        self.versions = restored
+        self.counters = restored_counters
+        self.quarantined = {}
+        for alert in output.alerts:
+            self.counters.alerts[(alert.severity, alert.status)] += 1
+        # A reset version's new state differs from the checkpointed one: save it next time.
+        self.changed = reset
+        return output
 
     def monitors(self) -> dict[ModelKey, ModelMonitor]:
         return {k: v.monitor for k, v in self.versions.items() if v is not None}
@@ -367,14 +593,15 @@ def _too_many_models(
 
 def _by_window(
     found: list[tuple[int, ModelKey, Finding]],
-) -> list[tuple[ModelKey, list[Finding]]]:
-    """Group consecutive findings of the same model version and window close."""
-    groups: list[tuple[ModelKey, list[Finding]]] = []
+) -> list[tuple[int, ModelKey, list[Finding]]]:
+    """Group consecutive findings of the same model version and window close (with the
+    batch position of the event that closed the window)."""
+    groups: list[tuple[int, ModelKey, list[Finding]]] = []
     last: tuple[ModelKey, int] | None = None
-    for _, key, finding in found:
+    for index, key, finding in found:
         marker = (key, finding.sequence)
         if marker != last:
-            groups.append((key, []))
+            groups.append((index, key, []))
             last = marker
-        groups[-1][1].append(finding)
+        groups[-1][2].append(finding)
     return groups

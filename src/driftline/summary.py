@@ -33,8 +33,19 @@ def print_summary(pipeline: Pipeline, console: Console) -> None:
         version = pipeline.versions[key]
         firing = len(version.alerts.firing()) if version is not None else 0
         state = "warming up" if monitor.warming_up else "monitoring"
+        if key in pipeline.quarantined:
+            state = "quarantined"
         models.add_row(key[0], key[1], f"{events:,}", state, str(len(monitor.windows)), str(firing))
     console.print(models)
+
+    if pipeline.quarantined or counters.quarantined:
+        quarantine = Table(title="quarantined model versions (internal errors)")
+        for column in ("model", "version", "dead-lettered events", "error"):
+            quarantine.add_column(column)
+        for key in sorted(set(pipeline.quarantined) | set(counters.quarantined)):
+            error = pipeline.quarantined.get(key, "(before a restart)")
+            quarantine.add_row(key[0], key[1], f"{counters.quarantined[key]:,}", error)
+        console.print(quarantine)
 
     if counters.dead_letters:
         dead_table = Table(title="dead letters by reason")

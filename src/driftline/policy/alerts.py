@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Self
 
 import orjson
@@ -400,6 +400,48 @@ class AlertPolicy:
             )
         return policy
 
+    def tracked(self) -> set[tuple[str, str]]:
+        """The (feature, detector) pairs this policy holds state for (streaks, alerts)."""
+        return {(key[2], key[3]) for key in self._states}
+
+    def resolve_all(self, reason: str, time: float) -> list[Alert]:
+        """``resolved`` events of every firing alert, because the state they belong to is
+        dropped (e.g. the version's reference profile changed); ordered by alert key.
+
+        ``reason`` becomes the ``resolved_reason`` annotation; ``time`` (event time, the
+        last one the version saw) the ``ends_at``, at the earliest the alert's own last
+        window end. The id derives from the firing event's id, so resolving the same
+        state again gives the same ids. The policy holds no firing alert afterwards.
+        """
+        resolved: list[Alert] = []
+        for state in (s for _, s in sorted(self._states.items())):
+            firing = state.firing
+            if firing is None:
+                continue
+            ends_at = max(time, firing.time)
+            alert_id = deterministic_id(firing.fingerprint, "resolved", "reset", firing.id)
+            data = _json_copy(firing.event["data"])
+            annotations = data["annotations"]
+            annotations["summary"] = f"Resolved (state reset): {annotations['summary']}"
+            annotations["resolved_reason"] = f"state reset: {reason}"
+            data.update(status="resolved", ends_at=format_time(ends_at))
+            event = {**_json_copy(firing.event), "id": alert_id, "data": data}
+            event["time"] = format_time(ends_at)
+            resolved.append(
+                replace(
+                    firing,
+                    id=alert_id,
+                    status="resolved",
+                    ends_at=ends_at,
+                    time=ends_at,
+                    transition="reset",
+                    event=event,
+                )
+            )
+            state.firing = None
+            state.resolved_at = ends_at
+        return resolved
+
     # -- transitions -------------------------------------------------------------------
 
     def _maybe_fire(
@@ -612,3 +654,98 @@ def _json_copy(value: Mapping[str, Any]) -> dict[str, Any]:
     """A deep copy through JSON: detaches from the caller, turns numpy values into JSON."""
     copied: dict[str, Any] = orjson.loads(encode_event(value))
     return copied
+
+
+INTERNAL_ERROR_ALERT = "DriftlineInternalError"
+INTERNAL_FEATURE = "__internal__"
+
+
+def internal_error_alert(
+    *,
+    source: str,
+    model_id: str,
+    model_version: str,
+    message: str,
+    sequence: int,
+    event_id: str,
+    window: AlertWindow,
+    runbook_url: str | None = None,
+) -> Alert:
+    """The ``firing`` critical alert of a model version quarantined after an internal error.
+
+    Labels: ``alertname: DriftlineInternalError``, the model version, ``feature:
+    __internal__``, ``detector: pipeline``, ``severity: critical``. ``sequence`` is the
+    version's event count before the failing batch and ``event_id`` the id of the batch's
+    first event of the version: with the labels they make the deterministic id. ``window``
+    spans that batch's events of the version (event time).
+    """
+    labels = {
+        "alertname": INTERNAL_ERROR_ALERT,
+        "model_id": model_id,
+        "model_version": model_version,
+        "feature": INTERNAL_FEATURE,
+        "detector": "pipeline",
+        "severity": "critical",
+    }
+    alert_fingerprint = fingerprint(labels)
+    alert_id = deterministic_id(alert_fingerprint, "firing", str(sequence), event_id)
+    annotations = {
+        "summary": (
+            f"driftline stopped monitoring {model_id} version {model_version}: internal error"
+        ),
+        "description": (
+            f"An unexpected error while processing the events of {model_id} version "
+            f"{model_version}: {message}. The version is quarantined: its events are "
+            "dead-lettered (reason internal_error) until driftline restarts; other versions "
+            "are unaffected. The service log has the traceback."
+        ),
+    }
+    if runbook_url is not None:
+        annotations["runbook_url"] = runbook_url
+    data = {
+        "status": "firing",
+        "fingerprint": alert_fingerprint,
+        "labels": labels,
+        "annotations": annotations,
+        "starts_at": format_time(window.start),
+        "ends_at": None,
+        "breach_started_at": format_time(window.start),
+        "statistic": {"name": "internal_error", "value": 1.0, "threshold": 0.0},
+        "window": {
+            "start": format_time(window.start),
+            "end": format_time(window.end),
+            "count": window.count,
+        },
+        "evidence": {"error": message, "sequence": sequence, "event_id": event_id},
+    }
+    event = cloud_event(
+        type=ALERT_TYPE,
+        source=source,
+        id=alert_id,
+        subject=f"{model_id}/{model_version}/{INTERNAL_FEATURE}",
+        time=format_time(window.start),
+        data=data,
+    )
+    return Alert(
+        id=alert_id,
+        fingerprint=alert_fingerprint,
+        status="firing",
+        severity="critical",
+        labels=labels,
+        model_id=model_id,
+        model_version=model_version,
+        feature=INTERNAL_FEATURE,
+        detector="pipeline",
+        statistic="internal_error",
+        value=1.0,
+        threshold=0.0,
+        direction="above",
+        window=window,
+        breach_start=window.start,
+        starts_at=window.start,
+        ends_at=None,
+        time=window.start,
+        sequence=sequence,
+        transition="fired",
+        event=event,
+    )

@@ -6,4 +6,5 @@ from typing import Literal
 
 Severity = Literal["warning", "critical"]
 Status = Literal["firing", "resolved"]
-Transition = Literal["fired", "escalated", "resolved"]
+Transition = Literal["fired", "escalated", "resolved", "reset"]
+"""``reset``: resolved because the alert's state was dropped (see ``AlertPolicy.resolve_all``)."""

@@ -40,7 +40,7 @@ from aiokafka.errors import (
 from aiokafka.structs import OffsetAndMetadata
 
 from driftline.config import Settings
-from driftline.pipeline import Pipeline, PipelineOutput
+from driftline.pipeline import Pipeline, PipelineOutput, StateError
 from driftline.plan import Plan
 from driftline.service.checkpoints import (
     Checkpoint,
@@ -561,11 +561,11 @@ class MonitorService:
             return part
         try:
             pipeline.restore(checkpoint.state)
-        except (ValueError, KeyError, TypeError) as exc:
-            # A state the current config cannot continue (e.g. a new reference profile):
-            # start fresh, but from the checkpoint's offset so no event is skipped twice.
-            log.warning("%s[%d]: checkpoint not restored (%s); fresh state", *tp, exc)
-            part.pipeline = Pipeline(self.plan)
+        except StateError as exc:
+            # A corrupt or unreadable state is a bug to see, never a silent reset: stop
+            # (a config change the state cannot continue resets versions in the core).
+            log.error("%s[%d]: checkpoint cannot be restored (%s); stopping", *tp, exc)
+            raise
         self.consumer.seek(tp, checkpoint.next_offset)
         part.next_offset = checkpoint.next_offset
         part.checkpointed_offset = checkpoint.next_offset
