@@ -187,6 +187,15 @@ def _check_detector_names(names: tuple[str, ...], kind: FeatureKind | None) -> t
     return names
 
 
+def _kind_names(names: tuple[str, ...], kind: FeatureKind) -> None:
+    """Like :func:`_check_detector_names`; the error starts with the kind, which
+    :func:`_format_error` moves into the key (``detectors.categorical: ...``)."""
+    try:
+        _check_detector_names(names, kind)
+    except ValueError as exc:
+        raise ValueError(f"{kind.value}: {exc}") from None
+
+
 def _check_thresholds(thresholds: dict[str, Threshold]) -> dict[str, Threshold]:
     for name in thresholds:
         if name not in DETECTORS:
@@ -232,7 +241,7 @@ class ModelSettings(_Strict):
     def _detectors(cls, v: DetectorSets | None) -> DetectorSets | None:
         if v is not None:
             for kind, names in v.items():
-                _check_detector_names(names, kind)
+                _kind_names(names, kind)
         return v
 
     @field_validator("thresholds")
@@ -275,7 +284,7 @@ class Settings(_Strict):
     @classmethod
     def _detectors(cls, v: DetectorSets) -> DetectorSets:
         for kind, names in v.items():
-            _check_detector_names(names, kind)
+            _kind_names(names, kind)
         return {**DEFAULT_DETECTORS, **v}
 
     @field_validator("thresholds")
@@ -307,11 +316,17 @@ class Settings(_Strict):
         return f"/driftline/{self.deployment}"
 
 
+_KINDS = frozenset(kind.value for kind in FeatureKind)
+
+
 def _format_error(origin: str, error: ValidationError) -> str:
     lines = []
     for item in error.errors():
         key = ".".join(str(part) for part in item["loc"]) or "(top level)"
         message = item["msg"].removeprefix("Value error, ")
+        head, _, rest = message.partition(": ")
+        if item["type"] == "value_error" and key.endswith("detectors") and head in _KINDS:
+            key, message = f"{key}.{head}", rest
         if item["type"] == "extra_forbidden":
             message = "unknown key"
         lines.append(f"{origin}: {key}: {message}")

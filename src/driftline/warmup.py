@@ -35,6 +35,7 @@ exactly.
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
@@ -357,6 +358,14 @@ class ColumnSketch:
         return column
 
 
+def _row_json(names: Sequence[str], row: Sequence[Scalar]) -> bytes:
+    values = {n: v for n, v in zip(names, row, strict=True) if v is not None}
+    try:
+        return orjson.dumps(values)
+    except TypeError:  # an integer beyond 64 bits: the same compact JSON, slower
+        return json.dumps(values, separators=(",", ":"), ensure_ascii=False).encode()
+
+
 def _as_float(value: Scalar) -> float:
     try:
         return float(value)  # type: ignore[arg-type]
@@ -415,8 +424,7 @@ class WarmupSketch:
         parts = [columns[name][:rows] for name in names]
         digest = self.digest
         for row in zip(*parts, strict=True):
-            payload = orjson.dumps({n: v for n, v in zip(names, row, strict=True) if v is not None})
-            digest = hashlib.sha256(digest + payload).digest()
+            digest = hashlib.sha256(digest + _row_json(names, row)).digest()
         self.digest = digest
         for name, values in zip(names, parts, strict=True):
             column = self.columns.get(name)
@@ -443,7 +451,10 @@ class WarmupSketch:
         )
 
     def to_state(self) -> dict[str, Any]:
-        """JSON-ready state, bounded independently of the number of warm-up rows."""
+        """JSON-ready state, bounded independently of the number of warm-up rows (``{}``
+        when empty, as a version monitoring on a configured profile always is)."""
+        if not self.rows and not self.columns:
+            return {}
         return {
             "format": STATE_FORMAT,
             "rows": self.rows,
