@@ -16,6 +16,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -42,8 +43,10 @@ class LimitsSettings(_Strict):
     """Model versions tracked per pipeline; events of further versions are dead letters
     (``too_many_models``)."""
     max_warmup_values: int = Field(10_000_000, gt=0)
-    """Values one version's warm-up may hold: its columns are capped at this divided by
-    ``warmup_events``; events bringing further names are ``too_many_warmup_features``."""
+    """Values one version's warm-up may hold. A warm-up column holds at most
+    ``min(warmup_events, max(warmup_sample_values, warmup_max_categories))`` values, so the
+    columns are capped at this divided by that; events bringing further names are
+    ``too_many_warmup_features``."""
 
 
 class WindowSettings(_Strict):
@@ -72,22 +75,27 @@ class Threshold(_Strict):
     critical: float | None = None
 
 
+_I32_MAX = 2**31 - 1
+
+
 class AdwinSettings(_Strict):
-    """river's ``ADWIN`` parameters (same defaults)."""
+    """river's ``ADWIN`` parameters (same defaults; the ranges of
+    :class:`driftline.detectors.adwin.ADWIN`)."""
 
     delta: float = Field(0.002, gt=0, lt=1)
-    clock: int = Field(32, gt=0)
-    max_buckets: int = Field(5, gt=0)
-    min_window_length: int = Field(5, gt=0)
-    grace_period: int = Field(10, gt=0)
+    clock: int = Field(32, gt=0, le=_I32_MAX)
+    max_buckets: int = Field(5, ge=2, le=2**32 - 2)
+    min_window_length: int = Field(5, gt=0, le=_I32_MAX)
+    grace_period: int = Field(10, gt=0, le=_I32_MAX)
 
 
 class PageHinkleySettings(_Strict):
-    """river's ``PageHinkley`` parameters (same defaults)."""
+    """river's ``PageHinkley`` parameters (same defaults; the ranges of
+    :class:`driftline.detectors.page_hinkley.PageHinkley`)."""
 
-    min_instances: int = Field(30, gt=0)
-    delta: float = 0.005
-    threshold: float = Field(50.0, gt=0)
+    min_instances: int = Field(30, gt=0, lt=2**63)
+    delta: float = Field(0.005, ge=0, allow_inf_nan=False)
+    threshold: float = Field(50.0, gt=0, allow_inf_nan=False)
     alpha: float = Field(1 - 0.0001, gt=0, le=1)
     mode: Literal["up", "down", "both"] = "both"
 
@@ -179,6 +187,15 @@ def _check_detector_names(names: tuple[str, ...], kind: FeatureKind | None) -> t
     return names
 
 
+def _kind_names(names: tuple[str, ...], kind: FeatureKind) -> None:
+    """Like :func:`_check_detector_names`; the error starts with the kind, which
+    :func:`_format_error` moves into the key (``detectors.categorical: ...``)."""
+    try:
+        _check_detector_names(names, kind)
+    except ValueError as exc:
+        raise ValueError(f"{kind.value}: {exc}") from None
+
+
 def _check_thresholds(thresholds: dict[str, Threshold]) -> dict[str, Threshold]:
     for name in thresholds:
         if name not in DETECTORS:
@@ -224,7 +241,7 @@ class ModelSettings(_Strict):
     def _detectors(cls, v: DetectorSets | None) -> DetectorSets | None:
         if v is not None:
             for kind, names in v.items():
-                _check_detector_names(names, kind)
+                _kind_names(names, kind)
         return v
 
     @field_validator("thresholds")
@@ -243,6 +260,12 @@ class Settings(_Strict):
     """Without a profile, a model version's first N events become its reference."""
     top_k_categories: int = Field(20, gt=0)
     """Categories kept per feature in profiles learned by warm-up."""
+    warmup_sample_values: int = Field(1_000, ge=100)
+    """Warm-up keeps each numeric column's first N numbers for its quantiles and bin edges,
+    and only bin counts and running aggregates beyond them."""
+    warmup_max_categories: int = Field(1_000, gt=0)
+    """Distinct categories per column counted during warm-up (the first ones seen); values
+    of further categories count as ``other``. At least ``top_k_categories``."""
     unconfigured_models: Literal["warmup", "ignore"] = "warmup"
     """Events of models without an entry: monitor them after warm-up, or only count them."""
     detectors: DetectorSets = Field(default_factory=lambda: dict(DEFAULT_DETECTORS))
@@ -261,13 +284,21 @@ class Settings(_Strict):
     @classmethod
     def _detectors(cls, v: DetectorSets) -> DetectorSets:
         for kind, names in v.items():
-            _check_detector_names(names, kind)
+            _kind_names(names, kind)
         return {**DEFAULT_DETECTORS, **v}
 
     @field_validator("thresholds")
     @classmethod
     def _thresholds(cls, v: dict[str, Threshold]) -> dict[str, Threshold]:
         return _check_thresholds(v)
+
+    @field_validator("warmup_max_categories")
+    @classmethod
+    def _category_cap(cls, v: int, info: ValidationInfo) -> int:
+        top_k = info.data.get("top_k_categories")
+        if top_k is not None and v < top_k:
+            raise ValueError(f"{v} is below top_k_categories ({top_k}); it must be at least that")
+        return v
 
     @model_validator(mode="after")
     def _unique_models(self) -> Self:
@@ -285,11 +316,17 @@ class Settings(_Strict):
         return f"/driftline/{self.deployment}"
 
 
+_KINDS = frozenset(kind.value for kind in FeatureKind)
+
+
 def _format_error(origin: str, error: ValidationError) -> str:
     lines = []
     for item in error.errors():
         key = ".".join(str(part) for part in item["loc"]) or "(top level)"
         message = item["msg"].removeprefix("Value error, ")
+        head, _, rest = message.partition(": ")
+        if item["type"] == "value_error" and key.endswith("detectors") and head in _KINDS:
+            key, message = f"{key}.{head}", rest
         if item["type"] == "extra_forbidden":
             message = "unknown key"
         lines.append(f"{origin}: {key}: {message}")

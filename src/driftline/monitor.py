@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from driftline.detectors.catalog import STREAM_DETECTORS
+from driftline.detectors.catalog import DETECTORS, STREAM_DETECTORS
 from driftline.detectors.feature_window import (
     CoarseWindow,
     FeatureWindow,
@@ -24,7 +24,7 @@ from driftline.detectors.feature_window import (
     feature_window,
     numeric_batches,
 )
-from driftline.events import ModelBatch, Scalar
+from driftline.events import ModelBatch
 from driftline.features import (
     CategoryColumn,
     NumericColumn,
@@ -33,7 +33,8 @@ from driftline.features import (
     numeric_column,
 )
 from driftline.findings import Finding
-from driftline.profile import FeatureKind, ReferenceProfile, build_profile, warmup_source
+from driftline.profile import FeatureKind, ReferenceProfile
+from driftline.warmup import DEFAULT_MAX_CATEGORIES, DEFAULT_SAMPLE_VALUES, WarmupSketch
 
 Column = NumericColumn | CategoryColumn
 STATE_VERSION = 1
@@ -53,6 +54,13 @@ class MonitorPlan:
     excluded: frozenset[str]
     adwin: dict[str, Any]
     page_hinkley: dict[str, Any]
+    warmup_sample_values: int = DEFAULT_SAMPLE_VALUES
+    """Numbers per column kept as they are during warm-up (see :mod:`driftline.warmup`)."""
+    warmup_max_categories: int = DEFAULT_MAX_CATEGORIES
+    """Distinct categories per column counted one by one during warm-up."""
+
+    def new_warmup(self) -> WarmupSketch:
+        return WarmupSketch(self.warmup_sample_values, self.warmup_max_categories)
 
 
 def profile_mismatch(state: dict[str, Any], profile: ReferenceProfile | None) -> str | None:
@@ -126,14 +134,19 @@ class ModelMonitor:
         self.window_end = 0.0
         self.window_event_id = ""
         self.window_key = -(2**62)
-        self.warmup: dict[str, list[Scalar]] = {}
-        self.warmup_rows = 0
+        self.warmup = plan.new_warmup()
+        """What the reference profile needs from the warm-up rows so far (bounded)."""
         if profile is not None:
             self._use_profile(profile)
 
     @property
     def warming_up(self) -> bool:
         return self.profile is None
+
+    @property
+    def warmup_rows(self) -> int:
+        """Warm-up events collected so far."""
+        return self.warmup.rows
 
     @property
     def input_feature_count(self) -> int:
@@ -145,7 +158,15 @@ class ModelMonitor:
         for name, feature in sorted(profile.features.items()):
             if name in self.plan.excluded:
                 continue
-            detectors = self.plan.feature_detectors.get(name, self.plan.detectors[feature.kind])
+            detectors = self.plan.detectors[feature.kind]
+            if name in self.plan.feature_detectors:
+                # Checked against a configured profile's kinds at start-up; with a learned
+                # profile, detectors that do not apply to the learned kind are left out.
+                detectors = tuple(
+                    d
+                    for d in self.plan.feature_detectors[name]
+                    if feature.kind in DETECTORS[d].kinds
+                )
             summary = feature.numeric if feature.kind is FeatureKind.NUMERIC else feature.categories
             if not detectors or summary is None:  # no values in the reference: nothing to compare
                 continue
@@ -169,8 +190,8 @@ class ModelMonitor:
             "window_key": self.window_key,
             "profile_id": None if self.profile is None else self.profile.profile_id,
             "learned_profile": self.profile.to_dict() if learned and self.profile else None,
-            "warmup": self.warmup,
-            "warmup_rows": self.warmup_rows,
+            "warmup": self.warmup.to_state(),
+            "warmup_rows": self.warmup.rows,
             "features": {name: window.to_state() for name, window in self.windows.items()},
         }
 
@@ -204,8 +225,12 @@ class ModelMonitor:
         monitor.window_end = float(state["window_end"])
         monitor.window_event_id = str(state["window_event_id"])
         monitor.window_key = int(state["window_key"])
-        monitor.warmup = {name: list(values) for name, values in state["warmup"].items()}
-        monitor.warmup_rows = int(state["warmup_rows"])
+        monitor.warmup = WarmupSketch.from_state(
+            state["warmup"],
+            rows=int(state["warmup_rows"]),
+            sample_values=plan.warmup_sample_values,
+            max_categories=plan.warmup_max_categories,
+        )
         detectors = monitor.detector_mismatch(state["features"])
         if detectors is not None:
             raise ValueError(f"{model_id}/{model_version}: {detectors}")
@@ -335,26 +360,19 @@ class ModelMonitor:
         return findings
 
     def _collect_warmup(self, batch: ModelBatch) -> int:
-        """Add rows to the warm-up sample; build the profile when it is full.
+        """Add rows to the warm-up; learn the profile when it is complete.
 
         Returns the index of the first row that was not used for warm-up.
         """
-        take = min(len(batch), self.plan.warmup_events - self.warmup_rows)
-        for name, values in batch.columns.items():
-            column = self.warmup.setdefault(name, [None] * self.warmup_rows)
-            column.extend(values[:take])
-        self.warmup_rows += take
-        for column in self.warmup.values():
-            column.extend([None] * (self.warmup_rows - len(column)))
+        take = min(len(batch), self.plan.warmup_events - self.warmup.rows)
+        self.warmup.add(batch.columns, take, batch.numeric_columns)
         self.sequence += take
-        if self.warmup_rows >= self.plan.warmup_events:
-            profile = build_profile(
-                self.warmup,
+        if self.warmup.rows >= self.plan.warmup_events:
+            profile = self.warmup.profile(
                 model_id=self.model_id,
                 model_version=self.model_version,
-                source=warmup_source(self.warmup),
                 top_k=self.plan.top_k_categories,
             )
-            self.warmup = {}
+            self.warmup = self.plan.new_warmup()
             self._use_profile(profile)
         return take

@@ -7,12 +7,15 @@ Everything the core will use is built here, once, at start-up, so a bad combinat
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from driftline.config import ConfigError, ModelSettings, Settings, Threshold
 from driftline.detectors.catalog import DETECTORS
-from driftline.monitor import MonitorPlan
+from driftline.monitor import ModelMonitor, MonitorPlan
 from driftline.plan import ModelEntry, Plan, ThresholdOverrides, ThresholdTable, VersionPlan
-from driftline.profile import ProfileError, ReferenceProfile, load_profile
+from driftline.policy.alerts import AlertPolicy
+from driftline.policy.retrain import RetrainPolicy
+from driftline.profile import FeatureKind, ProfileError, ReferenceProfile, load_profile
 
 
 def load_profiles(settings: Settings) -> dict[int, ReferenceProfile]:
@@ -50,13 +53,19 @@ def build_plan(settings: Settings, profiles: Mapping[int, ReferenceProfile] | No
     )
     unconfigured = _version_plan(settings, None, None)
     _check_thresholds(unconfigured.thresholds, "")
+    _check_detectors(settings, None, unconfigured, "")
     for i, entry in enumerate(entries):
         _check_thresholds(entry.plan.thresholds, f"models.{i}.")
+        _check_detectors(settings, settings.models[i], entry.plan, f"models.{i}.")
+    _check_policies(settings, [unconfigured, *(e.plan for e in entries)])
+    column_values = min(
+        settings.warmup_events, max(settings.warmup_sample_values, settings.warmup_max_categories)
+    )
     return Plan(
         source=settings.source,
         decode=settings.decode,
         max_model_versions=settings.limits.max_model_versions,
-        warmup_columns=max(1, settings.limits.max_warmup_values // settings.warmup_events),
+        warmup_columns=max(1, settings.limits.max_warmup_values // column_values),
         alerts=settings.alerts,
         retrain=settings.retrain,
         unconfigured=unconfigured,
@@ -93,6 +102,8 @@ def _monitor_plan(settings: Settings, entry: ModelSettings | None) -> MonitorPla
         excluded=frozenset(name for name, f in features.items() if f.exclude),
         adwin=settings.adwin.model_dump(),
         page_hinkley=settings.page_hinkley.model_dump(),
+        warmup_sample_values=settings.warmup_sample_values,
+        warmup_max_categories=settings.warmup_max_categories,
     )
 
 
@@ -127,3 +138,76 @@ def _check_thresholds(table: ThresholdTable, prefix: str) -> None:
                 else:
                     key = f"thresholds.{detector}"
                 raise ConfigError(f"{key}: {exc}") from None
+
+
+def _detector_parameters(plan: MonitorPlan) -> dict[str, dict[str, Any]]:
+    """The configured parameters of the detectors that take some, by detector name."""
+    return {"adwin": plan.adwin, "page_hinkley": plan.page_hinkley}
+
+
+def _create_detector(name: str, plan: MonitorPlan, key: str) -> None:
+    """Build detector ``name`` as the monitor will; a parameter its constructor rejects is
+    a ConfigError naming the parameter's key (``adwin.max_buckets``), else ``key``."""
+    parameters = _detector_parameters(plan).get(name, {})
+    try:
+        DETECTORS[name].create(parameters)
+    except (ValueError, TypeError) as exc:
+        message = str(exc)
+        first = message.split(" ", 1)[0]
+        where = f"{name}.{first}" if first in parameters else key
+        raise ConfigError(f"{where}: {message}") from None
+
+
+def _check_detectors(
+    settings: Settings, entry: ModelSettings | None, plan: VersionPlan, prefix: str
+) -> None:
+    """Build every detector the plan names, for every kind it is configured for, and, with a
+    configured profile, the monitor itself (every feature's window with its detectors)."""
+    monitor = plan.monitor
+    for kind, names in monitor.detectors.items():
+        key = f"{prefix}detectors.{kind.value}"
+        if entry is None or entry.detectors is None or kind not in entry.detectors:
+            key = f"detectors.{kind.value}"
+        for name in names:
+            if kind not in DETECTORS[name].kinds:
+                raise ConfigError(f"{key}: detector {name!r} does not apply to {kind} features")
+            _create_detector(name, monitor, key)
+    profile = plan.profile
+    for feature, names in monitor.feature_detectors.items():
+        key = f"{prefix}features.{feature}.detectors"
+        for name in names:
+            _create_detector(name, monitor, key)
+        feature_kind = _feature_kind(profile, feature)
+        if feature_kind is None:
+            continue
+        wrong = [name for name in names if feature_kind not in DETECTORS[name].kinds]
+        if wrong:
+            raise ConfigError(
+                f"{key}: detector {wrong[0]!r} does not apply to {feature_kind.value} features "
+                f"({feature!r} is {feature_kind.value} in the reference profile)"
+            )
+    if profile is not None and entry is not None:
+        try:
+            ModelMonitor(entry.model_id, entry.model_version or "*", monitor, profile)
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"{prefix}reference_profile: cannot monitor it: {exc}") from None
+
+
+def _feature_kind(profile: ReferenceProfile | None, feature: str) -> FeatureKind | None:
+    if profile is None or feature not in profile.features:
+        return None
+    return profile.features[feature].kind
+
+
+def _check_policies(settings: Settings, plans: list[VersionPlan]) -> None:
+    """Build the alert and retrain policies of every plan as the pipeline will."""
+    for plan in plans:
+        try:
+            AlertPolicy(
+                source=settings.source, settings=settings.alerts, thresholds=plan.thresholds
+            )
+            RetrainPolicy(
+                source=settings.source, model_id="", model_version="", settings=settings.retrain
+            )
+        except (ValueError, TypeError) as exc:  # pragma: no cover - pydantic checks them
+            raise ConfigError(f"alerts / retrain: {exc}") from None

@@ -121,8 +121,8 @@ class ProfileSource:
     kind: str
     """``file`` (built by ``driftline profile build``) or ``warmup`` (learned online)."""
     sha256: str
-    """SHA-256 of the input file; for warm-up, of the canonical JSON of the warm-up
-    columns (see :func:`columns_sha256`)."""
+    """SHA-256 of the input file; for warm-up, the chained SHA-256 of the warm-up rows
+    (see :class:`driftline.warmup.WarmupSketch`)."""
     path: str | None = None
     format: str | None = None
     """``csv``, ``parquet`` or ``jsonl``."""
@@ -332,7 +332,7 @@ def _build_feature(
             kind=kind,
             count=len(present),
             missing_count=missing,
-            numeric=_numeric_summary(name, present) if present else None,
+            numeric=numeric_summary(name, present) if present else None,
         )
     if kind is FeatureKind.BOOLEAN:
         bad = next((v for v in present if not isinstance(v, bool)), None)
@@ -344,11 +344,12 @@ def _build_feature(
         kind=kind,
         count=len(present),
         missing_count=missing,
-        categories=_category_summary(Counter(keys), kind, top_k),
+        categories=category_summary(Counter(keys), kind, top_k),
     )
 
 
-def _numeric_summary(name: str, present: Sequence[Scalar]) -> NumericSummary:
+def numeric_summary(name: str, present: Sequence[Scalar]) -> NumericSummary:
+    """The summary of a numeric feature's non-missing values (all of them)."""
     bad = next((v for v in present if not _is_number(v)), None)
     if bad is not None:
         raise ProfileError(
@@ -389,11 +390,16 @@ def _ranked(counts: Mapping[str, int]) -> list[tuple[str, int]]:
     return sorted(counts.items(), key=lambda item: (-item[1], item[0]))
 
 
-def _category_summary(
-    counter: Counter[str | None], kind: FeatureKind, top_k: int
+def category_summary(
+    counter: Mapping[str, int] | Mapping[str | None, int],
+    kind: FeatureKind,
+    top_k: int,
+    untracked: int = 0,
 ) -> CategorySummary:
+    """The top-K summary of category counts; ``untracked`` values of categories that were
+    not counted one by one (warm-up's category cap) go to ``other_count``."""
     counts = {key: n for key, n in counter.items() if key is not None}
-    total = sum(counts.values())
+    total = sum(counts.values()) + untracked
     if kind is FeatureKind.BOOLEAN:
         kept = dict(_ranked({"true": counts.get("true", 0), "false": counts.get("false", 0)}))
     else:
