@@ -198,7 +198,7 @@ def main() -> int:
             ),
             (
                 "credit_warmup_capped",
-                {"warmup_events": 2000, "limits": {"max_warmup_values": 12_000}},
+                {"warmup_events": 2000, "limits": {"max_warmup_values": 11_000}},
                 {},
                 credit_events,
                 500,

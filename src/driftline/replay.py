@@ -8,6 +8,7 @@ Blank lines are skipped; every other line is one event (a bad one becomes a dead
 from __future__ import annotations
 
 import base64
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,8 @@ from typing import BinaryIO
 import orjson
 
 from driftline.pipeline import Pipeline, PipelineCounters, PipelineOutput
+
+log = logging.getLogger(__name__)
 
 DEFAULT_BATCH_SIZE = 1000
 
@@ -96,5 +99,14 @@ def replay(
     """Run every event of ``events`` through ``pipeline`` in order, writing outputs to sinks."""
     with events.open("rb") as source:
         for numbers, lines in read_batches(source, batch_size):
-            write_output(pipeline.process(lines), numbers, sinks)
+            output = pipeline.process(lines)
+            for (model_id, model_version), trace in output.internal_errors:
+                log.error(
+                    "model %s version %s quarantined (its events become dead letters, reason "
+                    "internal_error) after an internal error:\n%s",
+                    model_id,
+                    model_version,
+                    trace,
+                )
+            write_output(output, numbers, sinks)
     return pipeline.counters

@@ -309,6 +309,15 @@ class MonitorService:
                 continue
             consumed_at = self.wall_clock()
             output = part.pipeline.process([b"" if r.value is None else r.value for r in records])
+            for (model_id, model_version), trace in output.internal_errors:
+                log.error(
+                    "%s[%d]: model %s version %s quarantined (its events become dead letters, "
+                    "reason internal_error) after an internal error:\n%s",
+                    *tp,
+                    model_id,
+                    model_version,
+                    trace,
+                )
             outgoing += self._outputs(tp, records, output)
             done.append((part, records, output, consumed_at))
         await self._send_acked(outgoing)
