@@ -50,14 +50,14 @@ def cpu_model() -> str:
 
 
 def events(models: list[int], per_model: int, features: int, seed: int, start: int = 0):  # type: ignore[no-untyped-def]
-    """Batches of JSON events (1,000 events each), models interleaved."""
+    """Batches of JSON events (up to 1,000 events, one model each)."""
     rng = np.random.default_rng(seed)
     names = [f"f{j}" for j in range(features)]
-    batch: list[bytes] = []
-    for i in range(start, start + per_model):
-        values = np.round(rng.normal(0.0, 1.0, (len(models), features)), 5).tolist()
-        for m, row in zip(models, values, strict=True):
-            batch.append(
+    for m in models:
+        for first in range(start, start + per_model, 1000):
+            last = min(first + 1000, start + per_model)
+            values = np.round(rng.normal(0.0, 1.0, (last - first, features)), 5).tolist()
+            yield [
                 orjson.dumps(
                     {
                         "event_id": f"{m}-{i}",
@@ -67,12 +67,8 @@ def events(models: list[int], per_model: int, features: int, seed: int, start: i
                         "features": dict(zip(names, row, strict=True)),
                     }
                 )
-            )
-            if len(batch) >= 1000:
-                yield batch
-                batch = []
-    if batch:
-        yield batch
+                for i, row in zip(range(first, last), values, strict=True)
+            ]
 
 
 def checkpoint(

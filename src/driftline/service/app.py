@@ -5,10 +5,11 @@ of fetched records (:class:`~driftline.service.records.RecordReader`, ``getmany(
 its per-record objects) is processed partition by partition; the outputs of the whole batch
 are then produced and **acknowledged** before anything else happens. Periodically (time or
 event count), on partition revoke and on shutdown, each partition's state is written to the
-compacted state topic together with the next input offset it covers, and only after that
-record is acknowledged is the offset committed. On assignment the latest checkpoint is
-restored and reading resumes at its offset: the events after it are processed again and
-produce the same outputs with the same ids, which consumers deduplicate.
+compacted state topic together with the next input offset it covers (format 2, see
+:mod:`driftline.service.checkpoints`: the changed versions' chunks, then a head), and only
+after the head is acknowledged is the offset committed. On assignment the newest consistent
+checkpoint is restored and reading resumes at its offset: the events after it are processed
+again and produce the same outputs with the same ids, which consumers deduplicate.
 
 Faults: a produce that fails with a retriable error (broker away, leader moving, an output
 topic being recreated, a timeout) is sent again, the same records, with a bounded backoff,
