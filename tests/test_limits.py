@@ -17,7 +17,7 @@ from driftline.events import DeadLetterReason
 from driftline.findings import Finding
 from driftline.pipeline import Pipeline
 from driftline.planning import build_plan
-from driftline.service.kafka_clients import MAX_STATE_RECORD_BYTES
+from driftline.service.kafka_clients import MAX_REQUEST_BYTES
 from driftline.service.metrics import ServiceMetrics
 from driftline.service.snapshot import PartitionSnapshot, ServiceSnapshot
 from driftline.service.topics import DEAD_LETTER_MAX_MESSAGE_BYTES, topic_specs
@@ -298,6 +298,6 @@ def test_dead_letter_topic_accepts_the_largest_record_the_service_produces() -> 
     specs = {spec.role: spec for spec in topic_specs(settings())}
     dead = int(specs["dead letters"].configs["max.message.bytes"])
     assert dead == DEAD_LETTER_MAX_MESSAGE_BYTES
-    assert dead >= MAX_STATE_RECORD_BYTES + 1024 * 1024  # the producer's max_request_size
+    assert dead >= MAX_REQUEST_BYTES  # the producer's max_request_size
     assert dead > 10 * 1024 * 1024 + 64 * 1024  # a 10 MB input plus headers
     assert specs["input"].configs == {}  # input topics keep the broker's default

@@ -21,7 +21,7 @@ from driftline.config import Settings, parse_settings
 from driftline.pipeline import Pipeline
 from driftline.planning import build_plan
 from driftline.service.app import FatalKafkaError, KafkaClients, MonitorService
-from driftline.service.checkpoints import decode_checkpoint
+from driftline.service.checkpoints import Head, PartitionRecords, decode_record, select
 from driftline.service.metrics import ServiceMetrics
 
 INPUT = "in"
@@ -115,9 +115,36 @@ def _label(record: tuple[Any, ...]) -> tuple[Any, ...]:
     topic, key, value, headers = record
     if topic == DEAD:
         return (DEAD, int(headers["driftline.source.offset"]))
-    if topic == STATE:
-        return (STATE, decode_checkpoint(key, value)[1].next_offset)
+    if topic == STATE:  # a checkpoint's head; its other records (chunks, epoch) apart
+        if value is None:
+            return (f"{STATE}:tombstone",)
+        state = decode_record(key, value)
+        if state.head is not None:
+            return (STATE, state.head.next_offset)
+        return (f"{STATE}:{state.kind}",)
     return (topic,)
+
+
+def _heads(broker: Broker) -> list[Head]:
+    """The heads of the acknowledged checkpoints, in order."""
+    heads = []
+    for topic, key, value, _ in broker.acked:
+        if topic == STATE and value is not None:
+            head = decode_record(key, value).head
+            if head is not None:
+                heads.append(head)
+    return heads
+
+
+def _restore_latest(pipeline: Pipeline, broker: Broker) -> None:
+    """Restore ``pipeline`` from the state records the fake broker holds."""
+    records = PartitionRecords(INPUT, 0)
+    for topic, key, value, _ in broker.acked:
+        if topic == STATE:
+            records.add(key, value, None if value is None else decode_record(key, value))
+    restored = select(records)
+    assert restored is not None
+    pipeline.restore_parts(restored.head_state, restored.versions)
 
 
 class FakeConsumer:
@@ -314,7 +341,7 @@ def test_the_checkpoint_holds_the_offset_it_is_committed_with() -> None:
         h = await _start(broker, interval_events=2)
         await h.until(lambda: broker.commits()[-1:] == [5], "the last commit")
         await h.finish()
-        states = [decode_checkpoint(k, v)[1] for t, k, v, _ in broker.acked if t == STATE]
+        states = _heads(broker)
         assert [s.next_offset for s in states] == broker.commits() == [3, 5]
         assert states[0].topic == INPUT and states[0].partition == 0
 
@@ -387,9 +414,9 @@ def test_a_revoke_during_an_in_flight_batch_waits_for_its_acknowledgements() -> 
         assert broker.commits() == [6]
         _assert_commits_follow_acks(broker)
         # The checkpoint's state covers exactly the events before its offset.
-        [state] = [decode_checkpoint(k, v)[1] for t, k, v, _ in broker.acked if t == STATE]
+        [state] = _heads(broker)
         pipeline = Pipeline(build_plan(h.service.settings, {}))
-        pipeline.restore(state.state)
+        _restore_latest(pipeline, broker)
         assert sum(pipeline.counters.dead_letters.values()) == state.next_offset == 6
         assert TP not in h.service.partitions
         await h.finish()

@@ -5,10 +5,11 @@ of fetched records (:class:`~driftline.service.records.RecordReader`, ``getmany(
 its per-record objects) is processed partition by partition; the outputs of the whole batch
 are then produced and **acknowledged** before anything else happens. Periodically (time or
 event count), on partition revoke and on shutdown, each partition's state is written to the
-compacted state topic together with the next input offset it covers, and only after that
-record is acknowledged is the offset committed. On assignment the latest checkpoint is
-restored and reading resumes at its offset: the events after it are processed again and
-produce the same outputs with the same ids, which consumers deduplicate.
+compacted state topic together with the next input offset it covers (format 2, see
+:mod:`driftline.service.checkpoints`: the changed versions' chunks, then a head), and only
+after the head is acknowledged is the offset committed. On assignment the newest consistent
+checkpoint is restored and reading resumes at its offset: the events after it are processed
+again and produce the same outputs with the same ids, which consumers deduplicate.
 
 Faults: a produce that fails with a retriable error (broker away, leader moving, an output
 topic being recreated, a timeout) is sent again, the same records, with a bounded backoff,
@@ -25,6 +26,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import secrets
+import signal
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -41,12 +45,16 @@ from aiokafka.structs import OffsetAndMetadata
 
 from driftline.config import Settings
 from driftline.pipeline import Pipeline, PipelineOutput, StateError
-from driftline.plan import Plan
+from driftline.plan import ModelKey, Plan
 from driftline.service.checkpoints import (
-    Checkpoint,
-    checkpoint_key,
-    encode_checkpoint,
-    read_checkpoints,
+    BlobRef,
+    PartitionRecords,
+    WriteId,
+    encode_epoch,
+    encode_parts,
+    epoch_key,
+    read_state,
+    select,
 )
 from driftline.service.kafka_clients import connection_options, make_consumer, make_producer
 from driftline.service.metrics import ServiceMetrics
@@ -63,6 +71,10 @@ PROBE_INTERVAL_SECONDS = 1.0
 PROBE_TIMEOUT_SECONDS = 3.0
 #: Log a warning this often while outputs wait for their acknowledgement.
 ACK_WARNING_SECONDS = 5.0
+#: Test hook (integration tests only): ``"K,N"`` makes the process SIGKILL itself in its
+#: K-th checkpoint after N of that checkpoint's chunk records were acknowledged (the head
+#: not written): a crash in the middle of a checkpoint write, deterministically.
+KILL_IN_CHECKPOINT_ENV = "DRIFTLINE_TEST_KILL_IN_CHECKPOINT"
 
 
 class FatalKafkaError(KafkaError):  # type: ignore[misc]
@@ -109,7 +121,8 @@ class OutgoingRecord:
     """One output record, kept until Kafka acknowledged it (to resend it unchanged)."""
 
     topic: str
-    value: bytes
+    value: bytes | None
+    """None: a tombstone (state topic)."""
     key: bytes | None
     headers: list[tuple[str, bytes]] = field(default_factory=list)
 
@@ -128,6 +141,16 @@ class PartitionState:
     adopted: int = 0
     """The service's adoption count when this state was created: batches fetched before
     it belong to an earlier assignment of the partition and are not processed."""
+    epoch: int = 1
+    """This owner's epoch for the partition (highest seen on the state topic + 1)."""
+    writer: str = field(default_factory=lambda: secrets.token_hex(4))
+    seq: int = 0
+    """Sequence of the last checkpoint written in this epoch."""
+    refs: dict[ModelKey, BlobRef] = field(default_factory=dict)
+    """Where each version's state is in the state topic (this epoch's writes only, so
+    the first checkpoint after an adoption writes every version)."""
+    live_keys: set[bytes] = field(default_factory=set)
+    """State records of the partition that are not tombstoned yet."""
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -202,6 +225,8 @@ class MonitorService:
         """Number of rebalance assignments so far (see PartitionState.adopted)."""
         self.broker_reachable = True
         """Last answer of the broker-health probe (metadata request with a short timeout)."""
+        self.checkpoints_written = 0
+        self.kill_in_checkpoint = _kill_hook()
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -451,28 +476,91 @@ class MonitorService:
                 await self._checkpoint(part)
 
     async def _checkpoint(self, part: PartitionState) -> None:
-        """Write the partition's state, then commit its offset (outputs are acked already)."""
+        """Write the partition's state, then commit its offset (outputs are acked already).
+
+        Format 2 (see :mod:`driftline.service.checkpoints`): the chunks of the versions
+        changed since the previous checkpoint (every version at the first checkpoint of an
+        epoch), acknowledged; then the head, acknowledged; then the offset commit; then
+        tombstones for the records no head needs any more.
+        """
         assert self.producer is not None and self.consumer is not None
         if part.next_offset is None or part.next_offset == part.checkpointed_offset:
             return
         started = self.clock()
         tp = part.topic_partition
         kafka = self.settings.kafka
-        checkpoint = Checkpoint(tp.topic, tp.partition, part.next_offset, part.pipeline.to_state())
-        value = encode_checkpoint(checkpoint)
-        key = checkpoint_key(kafka.group_id, tp.topic, tp.partition)
-        await self._send_acked([OutgoingRecord(kafka.state_topic, value, key)])
-        # The acknowledged state record is what a restore resumes from; the committed offset
-        # only follows it. A commit refused because the group rebalanced meanwhile is
-        # harmless: the partition's next owner restores this checkpoint.
+        pipeline = part.pipeline
+        changed = pipeline.take_changed()
+        monitored = [k for k, v in pipeline.versions.items() if v is not None]
+        states = {
+            k: pipeline.version_state(k) for k in monitored if k in changed or k not in part.refs
+        }
+        write = WriteId(part.epoch, part.seq + 1, part.writer)
+        # zlib and SHA-256 release the GIL: compress off the event loop (HTTP, heartbeats).
+        encoded = await asyncio.to_thread(
+            encode_parts,
+            kafka.group_id,
+            tp.topic,
+            tp.partition,
+            write,
+            part.next_offset,
+            pipeline.head_state(),
+            monitored,
+            states,
+            part.refs,
+        )
+        encoded_at = self.clock()
+        chunks = [OutgoingRecord(kafka.state_topic, v, k) for k, v in encoded.chunks]
+        if write.seq == 1:
+            # The epoch claim goes with the epoch's first checkpoint, before its head: a
+            # later owner of the partition takes a higher epoch, and its heads win.
+            claim = epoch_key(kafka.group_id, tp.topic, tp.partition)
+            chunks.insert(0, OutgoingRecord(kafka.state_topic, encode_epoch(write.epoch), claim))
+        self.checkpoints_written += 1
+        kill = self.kill_in_checkpoint
+        if kill is not None and kill[0] == self.checkpoints_written and len(chunks) > kill[1]:
+            await self._send_acked(chunks[: kill[1]])
+            log.warning(
+                "%s: test hook, killed in the middle of a checkpoint", KILL_IN_CHECKPOINT_ENV
+            )
+            os.kill(os.getpid(), signal.SIGKILL)
+        await self._send_acked(chunks)
+        head_key, head_value = encoded.head
+        await self._send_acked([OutgoingRecord(kafka.state_topic, head_value, head_key)])
+        # The acknowledged head is what a restore resumes from; the committed offset only
+        # follows it. A commit refused because the group rebalanced meanwhile is harmless:
+        # the partition's next owner restores this checkpoint.
         try:
             await self.consumer.commit({tp: OffsetAndMetadata(part.next_offset, "")})
         except (CommitFailedError, IllegalStateError) as exc:
             log.warning("%s[%d]: offset %d not committed (%s)", *tp, part.next_offset, exc)
+        garbage = part.live_keys - encoded.referenced
+        part.seq = write.seq
+        part.refs = encoded.refs
+        part.live_keys = set(encoded.referenced)
+        await self._tombstone(garbage)
         part.checkpointed_offset = part.next_offset
         part.events_since_checkpoint = 0
         part.last_checkpoint = self.clock()
-        self.metrics.checkpoint_written(len(value), seconds=part.last_checkpoint - started)
+        log.debug(
+            "%s[%d]: checkpoint at %d: %d of %d versions written, %d records, %d bytes, "
+            "encoded in %.3f s, written in %.3f s",
+            *tp,
+            part.next_offset,
+            encoded.versions_written,
+            len(monitored),
+            encoded.records,
+            encoded.bytes,
+            encoded_at - started,
+            part.last_checkpoint - encoded_at,
+        )
+        self.metrics.checkpoint_written(encoded.bytes, seconds=part.last_checkpoint - started)
+
+    async def _tombstone(self, keys: set[bytes]) -> None:
+        """Delete state records nothing references any more (compaction removes them)."""
+        if keys:
+            topic = self.settings.kafka.state_topic
+            await self._send_acked([OutgoingRecord(topic, None, k) for k in sorted(keys)])
 
     # -- rebalance -------------------------------------------------------------------
 
@@ -490,32 +578,48 @@ class MonitorService:
             log.info("released %s", ", ".join(f"{t.topic}[{t.partition}]" for t in revoked))
 
     async def adopt(self, assigned: list[TopicPartition]) -> None:
-        """Restore the latest checkpoint of each assigned partition and seek to its offset."""
+        """Restore the latest consistent checkpoint of each assigned partition, claim a new
+        epoch for it, publish what the restore resolved, and seek to its offset."""
         assert self.consumer is not None and self.state_reader is not None
         self.restoring = True
         try:
             new = [tp for tp in assigned if tp not in self.partitions]
-            checkpoints = await self._read_checkpoints() if new else {}
+            found = await self._read_state(new) if new else {}
             self.adoptions += 1
+            outgoing: list[OutgoingRecord] = []
+            parts = []
             for tp in new:
-                part = self._restore(tp, checkpoints.get(tp))
+                records = found.get(tp) or PartitionRecords(tp.topic, tp.partition)
+                part, output = self._restore(tp, records)
                 part.adopted = self.adoptions
-                self.partitions[tp] = part
+                if output is not None:
+                    outgoing += self._outputs(tp, [], output)
+                parts.append(part)
+            # What a restore resolved (alerts of versions whose state had to be reset) is
+            # acknowledged before any of these partitions is consumed.
+            await self._send_acked(outgoing)
+            for part in parts:
+                self.partitions[part.topic_partition] = part
             self.assigned_once = True
         finally:
             self.restoring = False
         if assigned:
             log.info("assigned %s", ", ".join(f"{t.topic}[{t.partition}]" for t in assigned))
 
-    async def _read_checkpoints(self) -> dict[TopicPartition, Checkpoint]:
-        """The group's checkpoints, retrying while the broker is away (an assigned partition
-        without its state would be skipped, not processed)."""
+    async def _read_state(
+        self, wanted: list[TopicPartition]
+    ) -> dict[TopicPartition, PartitionRecords]:
+        """The group's state records of ``wanted``, retrying while the broker is away (an
+        assigned partition without its state would be skipped, not processed)."""
         assert self.state_reader is not None
         backoff, max_backoff = RETRY_BACKOFF_SECONDS
         while True:
             try:
-                return await read_checkpoints(
-                    self.state_reader, self.state_partitions, self.settings.kafka.group_id
+                return await read_state(
+                    self.state_reader,
+                    self.state_partitions,
+                    self.settings.kafka.group_id,
+                    wanted,
                 )
             except Exception as exc:
                 if not is_retriable(exc):
@@ -561,25 +665,59 @@ class MonitorService:
             self.broker_reachable = False
             await client.close()
 
-    def _restore(self, tp: TopicPartition, checkpoint: Checkpoint | None) -> PartitionState:
+    def _restore(
+        self, tp: TopicPartition, records: PartitionRecords
+    ) -> tuple[PartitionState, PipelineOutput | None]:
+        """The partition's state from its newest consistent checkpoint and what restoring
+        it produced (to publish). The partition's other state records (superseded heads,
+        leftovers of interrupted writes) stay in ``live_keys``: the first checkpoint of the
+        new epoch tombstones them once its head is acknowledged."""
         assert self.consumer is not None
         pipeline = Pipeline(self.plan)
         part = PartitionState(tp, pipeline, last_checkpoint=self.clock())
-        if checkpoint is None:
+        part.epoch = records.max_epoch + 1
+        part.live_keys = records.live_keys()
+        restored = select(records)
+        for reason in () if restored is None else restored.skipped:
+            log.warning("%s[%d]: newer checkpoint not consistent, not used (%s)", *tp, reason)
+        if restored is None:
             log.info("%s[%d]: no checkpoint, starting from the committed offset", *tp)
-            return part
+            return part, None
+        output: PipelineOutput | None = None
         try:
-            pipeline.restore(checkpoint.state)
+            if restored.legacy:
+                output = pipeline.restore(restored.head_state)
+                log.warning(
+                    "%s[%d]: upgrading a format 1 checkpoint (one record, whole state): "
+                    "restored; rewritten in format 2 at the next checkpoint",
+                    *tp,
+                )
+            else:
+                output = pipeline.restore_parts(restored.head_state, restored.versions)
         except StateError as exc:
             # A corrupt or unreadable state is a bug to see, never a silent reset: stop
             # (a config change the state cannot continue resets versions in the core).
             log.error("%s[%d]: checkpoint cannot be restored (%s); stopping", *tp, exc)
             raise
-        self.consumer.seek(tp, checkpoint.next_offset)
-        part.next_offset = checkpoint.next_offset
-        part.checkpointed_offset = checkpoint.next_offset
-        log.info("%s[%d]: restored checkpoint, resuming at offset %d", *tp, checkpoint.next_offset)
-        return part
+        self.consumer.seek(tp, restored.next_offset)
+        part.next_offset = restored.next_offset
+        part.checkpointed_offset = restored.next_offset
+        log.info(
+            "%s[%d]: restored checkpoint (%d versions), epoch %d, resuming at offset %d",
+            *tp,
+            len(restored.versions),
+            part.epoch,
+            restored.next_offset,
+        )
+        return part, output
+
+
+def _kill_hook() -> tuple[int, int] | None:
+    value = os.environ.get(KILL_IN_CHECKPOINT_ENV)
+    if not value:
+        return None
+    checkpoint, records = value.split(",")
+    return int(checkpoint), int(records)
 
 
 async def _cancel(task: asyncio.Future[None]) -> None:

@@ -10,8 +10,17 @@ from aiokafka.helpers import create_ssl_context
 
 from driftline.config import KafkaSettings
 
-#: Largest checkpoint record (compressed); the state topic is created to accept it.
-MAX_STATE_RECORD_BYTES = 16 * 1024 * 1024
+#: Largest input record the service forwards unchanged as a dead letter. Input topics keep
+#: the broker's default (1 MiB) unless an operator raises their ``max.message.bytes``; up
+#: to this size a dead letter is still produced (larger ones stop the service).
+MAX_INPUT_RECORD_BYTES = 16 * 1024 * 1024
+#: The producer's ``max_request_size``: a dead letter is the input record plus headers.
+#: State records are far smaller (checkpoints.MAX_STATE_RECORD_BYTES, under 1 MiB).
+MAX_REQUEST_BYTES = MAX_INPUT_RECORD_BYTES + 1024 * 1024
+#: The state reader's fetch sizes: state records are at most 1 MiB each; a few MiB per
+#: partition and request keep restores to few round trips.
+STATE_FETCH_BYTES_PER_PARTITION = 8 * 1024 * 1024
+STATE_FETCH_MAX_BYTES = 32 * 1024 * 1024
 #: Most bytes the input consumer fetches per partition and request (aiokafka's default is
 #: 1 MiB): larger fetches mean fewer round trips and larger batches through the core.
 INPUT_FETCH_BYTES_PER_PARTITION = 4 * 1024 * 1024
@@ -58,23 +67,23 @@ def make_consumer(kafka: KafkaSettings, *, group: bool = True) -> AIOKafkaConsum
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         max_partition_fetch_bytes=(
-            INPUT_FETCH_BYTES_PER_PARTITION if group else MAX_STATE_RECORD_BYTES
+            INPUT_FETCH_BYTES_PER_PARTITION if group else STATE_FETCH_BYTES_PER_PARTITION
         ),
-        fetch_max_bytes=MAX_STATE_RECORD_BYTES * 2 if not group else 50 * 1024 * 1024,
+        fetch_max_bytes=50 * 1024 * 1024 if group else STATE_FETCH_MAX_BYTES,
         fetch_min_bytes=INPUT_FETCH_MIN_BYTES if group else 1,
         fetch_max_wait_ms=INPUT_FETCH_WAIT_MS if group else 500,
     )
 
 
 def make_producer(kafka: KafkaSettings) -> AIOKafkaProducer:
-    """Idempotent producer (acks=all), allowed to send checkpoint-sized records."""
+    """Idempotent producer (acks=all), allowed to send dead letters of large inputs."""
     return AIOKafkaProducer(
         **connection_options(kafka),
         acks="all",
         enable_idempotence=True,
         linger_ms=5,
         max_batch_size=256 * 1024,
-        max_request_size=MAX_STATE_RECORD_BYTES + 1024 * 1024,
+        max_request_size=MAX_REQUEST_BYTES,
     )
 
 

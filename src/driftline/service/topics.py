@@ -2,8 +2,9 @@
 
 * input topics: ``kafka.partitions`` partitions; events should be keyed by ``model_id``.
 * alerts, retrain requests, dead letters: same partition count, time-based retention.
-* state: **compacted** (one live checkpoint per input partition), accepting records up to
-  the checkpoint size limit.
+* state: **compacted** (per input partition an epoch claim, the live head and the chunks it
+  references), with the broker's default ``max.message.bytes``: no state record exceeds
+  ``checkpoints.MAX_STATE_RECORD_BYTES`` (1,000,000 bytes).
 """
 
 from __future__ import annotations
@@ -19,14 +20,19 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import TopicAlreadyExistsError
 
 from driftline.config import Settings
-from driftline.service.kafka_clients import MAX_STATE_RECORD_BYTES, make_admin
+from driftline.service.checkpoints import MAX_STATE_RECORD_BYTES
+from driftline.service.kafka_clients import MAX_REQUEST_BYTES, make_admin
 
 log = logging.getLogger(__name__)
 
-DEAD_LETTER_MAX_MESSAGE_BYTES = MAX_STATE_RECORD_BYTES + 1024 * 1024
-"""``max.message.bytes`` of the dead-letter topic: a dead letter is the input record
+DEAD_LETTER_MAX_MESSAGE_BYTES = MAX_REQUEST_BYTES
+"""``max.message.bytes`` of the dead-letter topic: a dead letter is an input record
 unchanged plus headers, so the topic accepts the largest record the service's producer
-sends (its ``max_request_size``), more than any input topic accepts by default."""
+sends (its ``max_request_size``: an input of up to 16 MiB plus 1 MiB for headers), more
+than any input topic accepts by default. Unrelated to checkpoint sizes."""
+
+STATE_MIN_MAX_MESSAGE_BYTES = MAX_STATE_RECORD_BYTES + 4096
+"""The state topic must accept this (the broker's default, 1,048,588, does)."""
 
 
 MISSING_TOPIC_CHECKS = 5
@@ -59,7 +65,6 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
             "state",
             {
                 "cleanup.policy": "compact",
-                "max.message.bytes": str(MAX_STATE_RECORD_BYTES + 1024 * 1024),
                 "segment.ms": str(60 * 60 * 1000),
                 "min.cleanable.dirty.ratio": "0.1",
             },
@@ -105,6 +110,12 @@ async def differences(settings: Settings, admin: Any) -> list[str]:
             )
         if spec.configs:
             actual = await _configs(admin, spec.name)
+            accepted = int(actual.get("max.message.bytes", "0") or "0")
+            if spec.role == "state" and accepted < STATE_MIN_MAX_MESSAGE_BYTES:
+                problems.append(
+                    f"state topic {spec.name!r} accepts records up to {accepted} bytes; "
+                    f"state records need {STATE_MIN_MAX_MESSAGE_BYTES}"
+                )
             for key, value in spec.configs.items():
                 if key == "cleanup.policy" and "compact" not in actual.get(key, ""):
                     problems.append(
@@ -112,17 +123,12 @@ async def differences(settings: Settings, admin: Any) -> list[str]:
                         f"(cleanup.policy={actual.get(key)!r})"
                     )
                 elif key == "max.message.bytes" and int(actual.get(key, "0")) < int(value):
-                    if spec.role == "state":
-                        problems.append(
-                            f"state topic {spec.name!r} accepts records up to "
-                            f"{actual.get(key)} bytes; checkpoints may need {value}"
-                        )
-                    else:  # an input record this large stops the service when dead-lettered
-                        problems.append(
-                            f"dead-letter topic {spec.name!r} accepts records up to "
-                            f"{actual.get(key)} bytes, driftline creates it with {value}: a "
-                            "larger dead letter stops the service (fine if intended)"
-                        )
+                    # an input record this large stops the service when dead-lettered
+                    problems.append(
+                        f"dead-letter topic {spec.name!r} accepts records up to "
+                        f"{actual.get(key)} bytes, driftline creates it with {value}: a "
+                        "larger dead letter stops the service (fine if intended)"
+                    )
     return problems
 
 
