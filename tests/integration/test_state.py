@@ -10,6 +10,7 @@ import time
 import uuid
 import zlib
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import orjson
@@ -48,8 +49,9 @@ pytestmark = pytest.mark.kafka
 BROKER_DEFAULT_MAX_MESSAGE_BYTES = 1_048_588
 
 
-def _deployment(tmp_path: Path, bootstrap: str, prefix: str) -> Deployment:
-    return make_deployment(tmp_path, bootstrap, f"{prefix}-{uuid.uuid4().hex[:10]}", partitions=1)
+def _deployment(tmp_path: Path, bootstrap: str, prefix: str, **extra: Any) -> Deployment:
+    unique = f"{prefix}-{uuid.uuid4().hex[:10]}"
+    return make_deployment(tmp_path, bootstrap, unique, partitions=1, **extra)
 
 
 def _wide_events(models: int, per_model: int, features: int) -> list[tuple[bytes, bytes]]:
@@ -95,7 +97,9 @@ def test_state_over_16_mib_checkpoints_and_restores_at_the_default_record_size(
     tmp_path: Path, kafka_bootstrap: str
 ) -> None:
     """The crash loop of format 1: several unconfigured 300-feature models mid-warm-up."""
-    deployment = _deployment(tmp_path, kafka_bootstrap, "big")
+    # A warm-up sample as large as the warm-up keeps every raw value, as format 1's states
+    # did: the largest per-version state the settings allow.
+    deployment = _deployment(tmp_path, kafka_bootstrap, "big", warmup_sample_values=10_000)
     assert int(_state_config(deployment)["max.message.bytes"]) == BROKER_DEFAULT_MAX_MESSAGE_BYTES
     pairs = _wide_events(models=4, per_model=4_000, features=300)
     values = [v for _, v in pairs]
