@@ -173,3 +173,31 @@ def test_warmup_state_is_bounded_independently_of_warmup_events() -> None:
     assert len(state) < 1_000_000 and compressed < 400_000
     longer, _ = _wide_state(40_000)
     assert abs(len(longer) - len(state)) < 0.1 * len(state)  # only wider counts
+
+
+@pytest.mark.parametrize("huge", [1e200, -1e200, 1.7e308])
+def test_a_huge_value_mid_warmup_restores(huge: float) -> None:
+    """Sums of squares overflow to infinity; the state must still restore (JSON has no inf)."""
+    plan = build_plan(parse_settings({"warmup_events": 3_000, "warmup_sample_values": 100}), {})
+    events = [
+        orjson.dumps(
+            {
+                "event_id": f"e{i}",
+                "model_id": "m",
+                "model_version": "1",
+                "timestamp": 1_000 + i,
+                "features": {"x": huge if i == 3 else float(i), "y": -huge if i == 150 else 1.0},
+            }
+        )
+        for i in range(1_000)
+    ]
+    before = Pipeline(plan)
+    before.process(events[:500])
+    after = Pipeline(plan)
+    after.restore(before.to_state())
+    assert after.to_state() == before.to_state()
+    key = ("m", "1")
+    assert after.version_state(key) == before.version_state(key)
+    later = [before.process(events[500:]), after.process(events[500:])]
+    assert later[0].dead_letters == later[1].dead_letters
+    assert before.to_state() == after.to_state()

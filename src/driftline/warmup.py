@@ -125,9 +125,10 @@ class NumberSketch:
         self.maximum = max(self.maximum, float(x.max()))
         if self.shift is None:
             self.shift = float(x[0])
-        d = x - self.shift
-        self.sum = _sequential_sum(self.sum, d)
-        self.sum_squares = _sequential_sum(self.sum_squares, d * d)
+        with np.errstate(over="ignore", invalid="ignore"):  # huge values: inf, kept as such
+            d = x - self.shift
+            self.sum = _sequential_sum(self.sum, d)
+            self.sum_squares = _sequential_sum(self.sum_squares, d * d)
         if self.quantiles is None:
             room = self.size - len(self.sample)
             self.sample.extend(x[:room].tolist())
@@ -194,13 +195,13 @@ class NumberSketch:
             "minimum": self.minimum if self.count else None,
             "maximum": self.maximum if self.count else None,
             "shift": self.shift,
-            "sum": self.sum,
-            "sum_squares": self.sum_squares,
+            "sum": _json_float(self.sum),
+            "sum_squares": _json_float(self.sum_squares),
         }
         if self.quantiles is None or self.fine_counts is None:
             state["sample"] = self.sample
         else:
-            state["quantiles"] = self.quantiles.tolist()
+            state["quantiles"] = [_json_float(q) for q in self.quantiles.tolist()]
             state["fine_counts"] = self.fine_counts.tolist()
         return state
 
@@ -218,9 +219,15 @@ class NumberSketch:
         if "sample" in state:
             sketch.sample = [float(v) for v in state["sample"]]
         else:
-            sketch.quantiles = np.array(state["quantiles"], dtype=np.float64)
+            sketch.quantiles = np.array([float(q) for q in state["quantiles"]], dtype=np.float64)
             sketch.fine_counts = np.array(state["fine_counts"], dtype=np.int64)
         return sketch
+
+
+def _json_float(x: float) -> float | str:
+    """``x`` for JSON: finite numbers as they are; ``inf``, ``-inf`` and ``nan`` (sums of
+    huge values overflow) as text, which ``float()`` reads back (JSON has no such numbers)."""
+    return x if math.isfinite(x) else str(x)
 
 
 class ColumnSketch:

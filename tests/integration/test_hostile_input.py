@@ -231,7 +231,8 @@ def test_hostile_input_is_dead_lettered_and_changes_nothing_else(
     pairs, fuzz = hostile_stream()
     assert len(fuzz) >= 200
     limits = DecodeLimits(
-        deployment.settings.decode.max_payload_bytes, deployment.settings.decode.max_features
+        max_payload_bytes=deployment.settings.decode.max_payload_bytes,
+        max_features=deployment.settings.decode.max_features,
     )
     values = [b"" if value is None else value for _, value in pairs]
     alone = [decode_batch([value], limits).dead_letters for value in values]
