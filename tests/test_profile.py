@@ -25,11 +25,9 @@ from driftline.profile import (
     ReferenceProfile,
     build_profile,
     category_key,
-    columns_sha256,
     infer_kind,
     load_profile,
     save_profile,
-    warmup_source,
 )
 
 SOURCE = ProfileSource(kind="file", sha256="ab" * 32, path="train.csv", format="csv")
@@ -320,20 +318,6 @@ def test_profile_id_ignores_column_order() -> None:
     cols = sample_columns()
     reversed_cols = dict(reversed(list(cols.items())))
     assert build(reversed_cols).to_json() == build(cols).to_json()
-
-
-def test_warmup_source_hashes_the_columns() -> None:
-    cols: dict[str, list[Scalar]] = {"b": [1, None], "a": ["x", "y"]}
-    source = warmup_source(cols)
-    assert source.kind == "warmup" and source.path is None
-    assert source.sha256 == hashlib.sha256(b'{"a":["x","y"],"b":[1,null]}').hexdigest()
-    assert columns_sha256({"a": ["x", "y"], "b": [1, None]}) == source.sha256
-    assert columns_sha256({"a": ["x", "y"], "b": [2, None]}) != source.sha256
-    profile = build_profile(cols, model_id="m", model_version="1", source=source)
-    assert ReferenceProfile.from_json(profile.to_json()) == profile
-
-
-# --------------------------------------------------------------------------- validation
 
 
 def good_dict() -> dict[str, Any]:

@@ -336,7 +336,7 @@ def test_a_version_failing_on_its_first_event_is_quarantined(
     assert len(later.dead_letters) == 5
 
 
-def test_outputs_of_the_failing_batch_are_dropped_with_its_events(
+def test_outputs_made_before_the_failure_are_published(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Windows of 100 events: several window closes of m per batch (500 of its events).
@@ -355,7 +355,15 @@ def test_outputs_of_the_failing_batch_are_dropped_with_its_events(
         return original(self, finding)
 
     monkeypatch.setattr(AlertPolicy, "observe", observe)
-    failing = [a for a in _run(Pipeline(plan), events).alerts if a.model_id == "m"]
-    # The first alert came from the failing batch, whose events are dead letters: dropped.
-    assert [a.labels["alertname"] for a in failing] == ["DriftlineInternalError"]
+    pipeline = Pipeline(plan)
+    failing = [a for a in _run(pipeline, events).alerts if a.model_id == "m"]
+    version = pipeline.versions[M1]
+    assert version is not None
+    published = {a.fingerprint for a in failing if a.status == "firing"}
+    assert {a.fingerprint for a in version.alerts.firing()} <= published != set()
+    # The first alert came from the failing batch before the failure: the alert state holds
+    # it, so it is published (then the internal-error alert), never left unannounced.
+    # In stream order: the internal error sits at the failing batch's first event of m.
+    assert [a.labels["alertname"] for a in failing] == ["DriftlineInternalError", "FeatureDrift"]
+    assert failing[1].to_json() == healthy[0].to_json()
     assert failing[0].sequence == batch_start

@@ -53,7 +53,8 @@ class WindowSettings(_Strict):
     """Tumbling windows, by event count (default 1,000) or by event-time duration."""
 
     events: int | None = Field(None, gt=0)
-    duration_seconds: float | None = Field(None, gt=0)
+    duration_seconds: float | None = Field(None, ge=0.001, allow_inf_nan=False)
+    """Event-time window length, at least 1 ms (finite: a window must end)."""
 
     @model_validator(mode="before")
     @classmethod

@@ -284,11 +284,16 @@ class Pipeline:
                 continue
             version = self.versions[key]
             assert version is not None
+            alerts: list[Alert] = []
+            requests: list[RetrainRequest] = []
             try:
-                produced.append((position, key, *self._policies(version, window_findings)))
+                self._policies(version, window_findings, alerts, requests)
             except Exception as exc:
                 failures.append((key, exc))
                 failed.add(key)
+            # Published even when the policies failed part-way: the alert state already
+            # holds every transition made before the failure, so its events must go out.
+            produced.append((position, key, alerts, requests))
         for key, n in counted.items():
             if key not in failed:
                 self.counters.events[key] += n
@@ -304,7 +309,7 @@ class Pipeline:
         for dead in dead_letters:
             self.counters.dead_letters[dead.reason.value] += 1
         output.dead_letters = dead_letters
-        outputs = [(p, alerts, requests) for p, k, alerts, requests in produced if k not in failed]
+        outputs = [(p, alerts, requests) for p, _, alerts, requests in produced]
         if internal:  # in stream order with the others (sort is stable)
             outputs.extend((p, [alert], []) for p, alert in internal)
             outputs.sort(key=lambda item: item[0])
@@ -317,20 +322,29 @@ class Pipeline:
         return output
 
     def _policies(
-        self, version: _ModelVersion, window_findings: list[Finding]
-    ) -> tuple[list[Alert], list[RetrainRequest]]:
-        """The alert events and retrain requests of one window close of ``version``."""
+        self,
+        version: _ModelVersion,
+        window_findings: list[Finding],
+        alerts: list[Alert],
+        requests: list[RetrainRequest],
+    ) -> None:
+        """Append the alert events and retrain requests of one window close of ``version``
+        to ``alerts`` and ``requests`` as they happen (so a failure keeps what came before)."""
         inputs = version.monitor.input_feature_count
         profile = version.profile_ref()
-        alerts = [a for f in window_findings for a in version.alerts.observe(f)]
-        requests = [
-            version.retrain.observe_window(alerts, monitored_features=inputs, profile=profile),
-            # A request held back by the cooldown goes out once it is over (event time).
-            version.retrain.tick(
-                window_findings[-1].window_end, monitored_features=inputs, profile=profile
-            ),
-        ]
-        return alerts, [r for r in requests if r is not None]
+        for finding in window_findings:
+            alerts.extend(version.alerts.observe(finding))
+        observed = version.retrain.observe_window(
+            alerts, monitored_features=inputs, profile=profile
+        )
+        if observed is not None:
+            requests.append(observed)
+        # A request held back by the cooldown goes out once it is over (event time).
+        ticked = version.retrain.tick(
+            window_findings[-1].window_end, monitored_features=inputs, profile=profile
+        )
+        if ticked is not None:
+            requests.append(ticked)
 
     def _quarantine(
         self,

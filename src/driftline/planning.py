@@ -53,10 +53,10 @@ def build_plan(settings: Settings, profiles: Mapping[int, ReferenceProfile] | No
     )
     unconfigured = _version_plan(settings, None, None)
     _check_thresholds(unconfigured.thresholds, "")
-    _check_detectors(settings, None, unconfigured, "")
+    _check_detectors(None, unconfigured, "")
     for i, entry in enumerate(entries):
         _check_thresholds(entry.plan.thresholds, f"models.{i}.")
-        _check_detectors(settings, settings.models[i], entry.plan, f"models.{i}.")
+        _check_detectors(settings.models[i], entry.plan, f"models.{i}.")
     _check_policies(settings, [unconfigured, *(e.plan for e in entries)])
     column_values = min(
         settings.warmup_events, max(settings.warmup_sample_values, settings.warmup_max_categories)
@@ -158,9 +158,7 @@ def _create_detector(name: str, plan: MonitorPlan, key: str) -> None:
         raise ConfigError(f"{where}: {message}") from None
 
 
-def _check_detectors(
-    settings: Settings, entry: ModelSettings | None, plan: VersionPlan, prefix: str
-) -> None:
+def _check_detectors(entry: ModelSettings | None, plan: VersionPlan, prefix: str) -> None:
     """Build every detector the plan names, for every kind it is configured for, and, with a
     configured profile, the monitor itself (every feature's window with its detectors)."""
     monitor = plan.monitor

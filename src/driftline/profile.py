@@ -250,17 +250,6 @@ def infer_kind(values: Sequence[Scalar]) -> FeatureKind:
     return FeatureKind.CATEGORICAL
 
 
-def columns_sha256(columns: Mapping[str, Sequence[Scalar]]) -> str:
-    """SHA-256 (hex) of the canonical JSON of ``columns`` (sorted keys, no whitespace)."""
-    payload = {name: list(values) for name, values in columns.items()}
-    return hashlib.sha256(orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)).hexdigest()
-
-
-def warmup_source(columns: Mapping[str, Sequence[Scalar]]) -> ProfileSource:
-    """The :class:`ProfileSource` of a profile learned from warm-up ``columns``."""
-    return ProfileSource(kind="warmup", sha256=columns_sha256(columns))
-
-
 def build_profile(
     columns: Mapping[str, Sequence[Scalar]],
     *,

@@ -11,9 +11,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from driftline.findings import Finding
+from driftline.plan import ModelKey
 from driftline.policy.alerts import Alert
 
-ModelKey = tuple[str, str]
 """(model_id, model_version)."""
 
 

@@ -13,6 +13,7 @@ from driftline.service.checkpoints import (
     BlobRef,
     Checkpoint,
     EncodedCheckpoint,
+    NoConsistentCheckpointError,
     PartitionRecords,
     WriteId,
     checkpoint_key,
@@ -198,6 +199,16 @@ def test_an_interrupted_write_restores_the_previous_head() -> None:
     restored = select(records)
     assert restored is not None and restored.next_offset == 900
     assert "missing" in restored.skipped[0]
+
+
+def test_heads_without_a_consistent_one_stop_instead_of_starting_fresh() -> None:
+    pipeline = _pipeline()
+    pipeline.process(_events(2, 300, 5))
+    only = _checkpoint(pipeline, WriteId(1, 1, "w"), 600, {})
+    records = _records(only)
+    del records.values[only.chunks[0][0]]  # its only head's chunk is gone
+    with pytest.raises(NoConsistentCheckpointError, match="missing"):
+        select(records)
 
 
 def test_a_head_of_an_older_epoch_is_ignored_whatever_its_sequence_and_position() -> None:

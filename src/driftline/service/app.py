@@ -48,6 +48,7 @@ from driftline.pipeline import Pipeline, PipelineOutput, StateError
 from driftline.plan import ModelKey, Plan
 from driftline.service.checkpoints import (
     BlobRef,
+    NoConsistentCheckpointError,
     PartitionRecords,
     WriteId,
     encode_epoch,
@@ -677,7 +678,11 @@ class MonitorService:
         part = PartitionState(tp, pipeline, last_checkpoint=self.clock())
         part.epoch = records.max_epoch + 1
         part.live_keys = records.live_keys()
-        restored = select(records)
+        try:
+            restored = select(records)
+        except NoConsistentCheckpointError as exc:
+            log.error("%s[%d]: %s; stopping", *tp, exc)
+            raise
         for reason in () if restored is None else restored.skipped:
             log.warning("%s[%d]: newer checkpoint not consistent, not used (%s)", *tp, reason)
         if restored is None:

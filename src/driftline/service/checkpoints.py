@@ -11,7 +11,9 @@ on the compacted state topic, none larger than :data:`MAX_STATE_RECORD_BYTES`:
   reference (write id, chunk count, size, SHA-256) of every version's chunks. A large head
   body spills into chunk records of its own (model ``null``);
 * one **epoch** claim per input partition, key ``[tag, group, topic, partition,
-  "epoch"]``: the owner's epoch, written (and acknowledged) when a partition is adopted.
+  "epoch"]``: the owner's epoch (highest seen + 1 at adoption), written (and acknowledged)
+  with the owner's first checkpoint, before its chunks and head (see README, "Fencing", for
+  the gap this leaves between adoption and the first checkpoint).
 
 Keys are write-addressed (epoch, writer id, sequence), so a new checkpoint never overwrites
 a record an earlier head references. Only versions changed since the previous checkpoint
@@ -36,6 +38,8 @@ from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from driftline.plan import ModelKey
 
 log = logging.getLogger(__name__)
 
@@ -101,8 +105,6 @@ _KIND_EPOCH, _KIND_HEAD, _KIND_CHUNK = 1, 2, 3
 _HEAD_INLINE_BYTES = MAX_STATE_RECORD_BYTES // 2
 """A head body (head state + references, compressed) larger than this is spilled into
 chunk records the head references like a version's state."""
-
-ModelKey = tuple[str, str]
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -341,6 +343,10 @@ class PartitionRecords:
         return keys
 
 
+class NoConsistentCheckpointError(ValueError):
+    """A partition has checkpoints but none can be restored (a bug or lost records)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Restored:
     """A consistent state to resume from: format 2 parts, or a format 1 whole state."""
@@ -394,7 +400,9 @@ def assemble(records: PartitionRecords, head: Head) -> Restored:
 def select(records: PartitionRecords) -> Restored | None:
     """The newest consistent checkpoint: the format 2 head with the highest (epoch,
     sequence) whose parts are all present and match their hashes; else the next one;
-    else a format 1 checkpoint (upgraded); else None. Read order plays no part."""
+    else a format 1 checkpoint (upgraded); else None when nothing was ever written.
+    Raises :class:`NoConsistentCheckpointError` when heads exist but none is consistent.
+    Read order plays no part."""
     skipped: list[str] = []
     for head in sorted(records.heads.values(), key=lambda h: h.write, reverse=True):
         try:
@@ -413,6 +421,10 @@ def select(records: PartitionRecords) -> Restored | None:
     if records.legacy is not None:
         legacy = records.legacy
         return Restored(legacy.next_offset, None, legacy.state, {}, {}, True, tuple(skipped))
+    if skipped:
+        # State was written but none of it can be continued: resuming from the committed
+        # offset would silently forget it (firing alerts never resolved).
+        raise NoConsistentCheckpointError("no consistent checkpoint: " + "; ".join(skipped))
     return None
 
 
