@@ -51,7 +51,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -232,6 +232,12 @@ class VersionStream:
             self.next = stop
         return out
 
+    def ready(self, count: int) -> None:
+        """Generate events until ``count`` are buffered (so that no generation happens
+        between stamping events with the current time and handing them to the producer)."""
+        while len(self.heads) - self.next < count:
+            self._refill()
+
     def _refill(self) -> None:
         lo = self.position
         hi = min(lo + BLOCK_SIZE, self.baseline.events)
@@ -242,7 +248,7 @@ class VersionStream:
             a, b = max(episode.start, lo), min(episode.end, hi)
             if a < b:
                 lines[a - lo : b - lo] = event_lines(self.drifted[episode.variant], a, b)
-        self.heads, self.tails = [], []
+        self.heads, self.tails = self.heads[self.next :], self.tails[self.next :]
         for line in lines:
             cut = line.index(b'"timestamp":') + 12
             self.heads.append(line[:cut])
@@ -264,14 +270,9 @@ class Traffic:
         self.sent = 0
         self.bad = 0
 
-    def take(self, count: int, now: float) -> list[tuple[bytes, bytes]]:
-        """``count`` more messages stamped ``now`` (epoch seconds)."""
-        millis = int(now * 1000)
-        stamps = {
-            True: time.strftime('"%Y-%m-%dT%H:%M:%S', time.gmtime(millis // 1000)).encode()
-            + f'.{millis % 1000:03d}Z"'.encode(),
-            False: str(millis).encode(),
-        }
+    def take(self, count: int, clock: Callable[[], float]) -> list[tuple[bytes, bytes]]:
+        """``count`` more messages stamped with ``clock()`` (epoch seconds), read once the
+        events are generated: the time the generator takes is not counted as latency."""
         counts = []
         for k, version in enumerate(MIX):
             self.owed[k] += version.share * count
@@ -281,6 +282,14 @@ class Traffic:
         for k in np.argsort(self.owed)[::-1][:short]:  # the rounding remainder
             counts[k] += 1
             self.owed[k] -= 1
+        for stream, n in zip(self.streams, counts, strict=True):
+            stream.ready(n)
+        millis = int(clock() * 1000)
+        stamps = {
+            True: time.strftime('"%Y-%m-%dT%H:%M:%S', time.gmtime(millis // 1000)).encode()
+            + f'.{millis % 1000:03d}Z"'.encode(),
+            False: str(millis).encode(),
+        }
         out: list[tuple[bytes, bytes]] = []
         for stream, n in zip(self.streams, counts, strict=True):
             if n > 0:
@@ -334,7 +343,7 @@ def measure_max_rate(deployment: Deployment, events: int) -> float:
     def pairs() -> list[tuple[bytes, bytes]]:
         out: list[tuple[bytes, bytes]] = []
         while len(out) < events:
-            out += traffic.take(min(10_000, events - len(out)), time.time())
+            out += traffic.take(min(10_000, events - len(out)), time.time)
         return out
 
     total, seconds = produce(kafka.bootstrap_servers, deployment.input_topic, pairs())
@@ -534,7 +543,7 @@ async def produce_steadily(
         while (elapsed := time.monotonic() - started) < seconds:
             due = int(rate * elapsed) - sent
             if due > 0:
-                for key, value in traffic.take(due, time.time()):
+                for key, value in traffic.take(due, time.time):
                     await batches.add(key, value)
                 await batches.flush()
                 sent += due

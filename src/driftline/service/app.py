@@ -48,6 +48,7 @@ from driftline.pipeline import Pipeline, PipelineOutput, StateError
 from driftline.plan import ModelKey, Plan
 from driftline.service.checkpoints import (
     BlobRef,
+    EncodedCheckpoint,
     NoConsistentCheckpointError,
     PartitionRecords,
     WriteId,
@@ -469,25 +470,82 @@ class MonitorService:
     async def _checkpoint_due(self) -> None:
         limits = self.settings.checkpoint
         now = self.clock()
-        for part in list(self.partitions.values()):
-            if part.events_since_checkpoint and (
+        due = [
+            part
+            for part in self.partitions.values()
+            if part.events_since_checkpoint
+            and (
                 part.events_since_checkpoint >= limits.interval_events
                 or now - part.last_checkpoint >= limits.interval_seconds
-            ):
-                await self._checkpoint(part)
+            )
+        ]
+        if due:
+            await self._checkpoint(*due)
 
-    async def _checkpoint(self, part: PartitionState) -> None:
-        """Write the partition's state, then commit its offset (outputs are acked already).
+    async def _checkpoint(self, *parts: PartitionState) -> None:
+        """Write the partitions' states, then commit their offsets (outputs are acked).
 
         Format 2 (see :mod:`driftline.service.checkpoints`): the chunks of the versions
         changed since the previous checkpoint (every version at the first checkpoint of an
-        epoch), acknowledged; then the head, acknowledged; then the offset commit; then
-        tombstones for the records no head needs any more.
+        epoch), acknowledged; then the heads, acknowledged; then the offset commit; then
+        tombstones for the records no head needs any more. The partitions due together are
+        written together: four round trips in all, not four per partition, so a checkpoint
+        holds up consumption for as short a time as it can.
         """
         assert self.producer is not None and self.consumer is not None
-        if part.next_offset is None or part.next_offset == part.checkpointed_offset:
+        parts = tuple(p for p in parts if p.next_offset not in (None, p.checkpointed_offset))
+        if not parts:
             return
         started = self.clock()
+        kafka = self.settings.kafka
+        writes = [await self._encode(part) for part in parts]
+        encoded_at = self.clock()
+        await self._send_chunks([chunks for _, _, chunks in writes])
+        heads = [encoded.head for _, encoded, _ in writes]
+        await self._send_acked([OutgoingRecord(kafka.state_topic, v, k) for k, v in heads])
+        # The acknowledged heads are what a restore resumes from; the committed offsets only
+        # follow them. A commit refused because the group rebalanced meanwhile is harmless:
+        # the partition's next owner restores this checkpoint.
+        offsets = {p.topic_partition: OffsetAndMetadata(p.next_offset, "") for p in parts}
+        try:
+            await self.consumer.commit(offsets)
+        except (CommitFailedError, IllegalStateError) as exc:
+            log.warning("offsets %s not committed (%s)", _offsets_text(offsets), exc)
+        garbage: set[bytes] = set()
+        for part, (write, encoded, _) in zip(parts, writes, strict=True):
+            garbage |= part.live_keys - encoded.referenced
+            part.seq = write.seq
+            part.refs = encoded.refs
+            part.live_keys = set(encoded.referenced)
+        await self._tombstone(garbage)
+        finished = self.clock()
+        for part, (_, encoded, _) in zip(parts, writes, strict=True):
+            part.checkpointed_offset = part.next_offset
+            part.events_since_checkpoint = 0
+            part.last_checkpoint = finished
+            log.debug(
+                "%s[%d]: checkpoint at %d: %d versions written, %d records, %d bytes",
+                *part.topic_partition,
+                part.next_offset,
+                encoded.versions_written,
+                encoded.records,
+                encoded.bytes,
+            )
+        total = sum(encoded.bytes for _, encoded, _ in writes)
+        log.debug(
+            "checkpoint of %d partitions: encoded in %.3f s, written in %.3f s",
+            len(parts),
+            encoded_at - started,
+            finished - encoded_at,
+        )
+        self.metrics.checkpoint_written(total, seconds=finished - started)
+
+    async def _encode(
+        self, part: PartitionState
+    ) -> tuple[WriteId, EncodedCheckpoint, list[OutgoingRecord]]:
+        """The next write of ``part``: its id, its encoded records and the chunk records
+        to send before its head (the epoch claim first at the epoch's first checkpoint)."""
+        assert part.next_offset is not None
         tp = part.topic_partition
         kafka = self.settings.kafka
         pipeline = part.pipeline
@@ -510,52 +568,30 @@ class MonitorService:
             states,
             part.refs,
         )
-        encoded_at = self.clock()
         chunks = [OutgoingRecord(kafka.state_topic, v, k) for k, v in encoded.chunks]
         if write.seq == 1:
             # The epoch claim goes with the epoch's first checkpoint, before its head: a
             # later owner of the partition takes a higher epoch, and its heads win.
             claim = epoch_key(kafka.group_id, tp.topic, tp.partition)
             chunks.insert(0, OutgoingRecord(kafka.state_topic, encode_epoch(write.epoch), claim))
-        self.checkpoints_written += 1
+        return write, encoded, chunks
+
+    async def _send_chunks(self, per_partition: list[list[OutgoingRecord]]) -> None:
+        """Send every partition's chunks (acknowledged); the test hook
+        ``DRIFTLINE_TEST_KILL_IN_CHECKPOINT=K,N`` kills the process after the first N chunk
+        records of the K-th partition checkpoint, before its head."""
         kill = self.kill_in_checkpoint
-        if kill is not None and kill[0] == self.checkpoints_written and len(chunks) > kill[1]:
-            await self._send_acked(chunks[: kill[1]])
-            log.warning(
-                "%s: test hook, killed in the middle of a checkpoint", KILL_IN_CHECKPOINT_ENV
-            )
-            os.kill(os.getpid(), signal.SIGKILL)
-        await self._send_acked(chunks)
-        head_key, head_value = encoded.head
-        await self._send_acked([OutgoingRecord(kafka.state_topic, head_value, head_key)])
-        # The acknowledged head is what a restore resumes from; the committed offset only
-        # follows it. A commit refused because the group rebalanced meanwhile is harmless:
-        # the partition's next owner restores this checkpoint.
-        try:
-            await self.consumer.commit({tp: OffsetAndMetadata(part.next_offset, "")})
-        except (CommitFailedError, IllegalStateError) as exc:
-            log.warning("%s[%d]: offset %d not committed (%s)", *tp, part.next_offset, exc)
-        garbage = part.live_keys - encoded.referenced
-        part.seq = write.seq
-        part.refs = encoded.refs
-        part.live_keys = set(encoded.referenced)
-        await self._tombstone(garbage)
-        part.checkpointed_offset = part.next_offset
-        part.events_since_checkpoint = 0
-        part.last_checkpoint = self.clock()
-        log.debug(
-            "%s[%d]: checkpoint at %d: %d of %d versions written, %d records, %d bytes, "
-            "encoded in %.3f s, written in %.3f s",
-            *tp,
-            part.next_offset,
-            encoded.versions_written,
-            len(monitored),
-            encoded.records,
-            encoded.bytes,
-            encoded_at - started,
-            part.last_checkpoint - encoded_at,
-        )
-        self.metrics.checkpoint_written(encoded.bytes, seconds=part.last_checkpoint - started)
+        sent: list[OutgoingRecord] = []
+        for chunks in per_partition:
+            self.checkpoints_written += 1
+            if kill is not None and kill[0] == self.checkpoints_written and len(chunks) > kill[1]:
+                await self._send_acked([*sent, *chunks[: kill[1]]])
+                log.warning(
+                    "%s: test hook, killed in the middle of a checkpoint", KILL_IN_CHECKPOINT_ENV
+                )
+                os.kill(os.getpid(), signal.SIGKILL)
+            sent += chunks
+        await self._send_acked(sent)
 
     async def _tombstone(self, keys: set[bytes]) -> None:
         """Delete state records nothing references any more (compaction removes them)."""
@@ -567,14 +603,12 @@ class MonitorService:
 
     async def release(self, revoked: list[TopicPartition]) -> None:
         """Checkpoint and forget revoked partitions (also used at shutdown)."""
-        for tp in revoked:
-            part = self.partitions.get(tp)
-            if part is None:
-                continue
-            try:
-                await self._checkpoint(part)
-            finally:
-                del self.partitions[tp]
+        parts = [self.partitions[tp] for tp in revoked if tp in self.partitions]
+        try:
+            await self._checkpoint(*parts)
+        finally:
+            for part in parts:
+                del self.partitions[part.topic_partition]
         if revoked:
             log.info("released %s", ", ".join(f"{t.topic}[{t.partition}]" for t in revoked))
 
@@ -715,6 +749,10 @@ class MonitorService:
             restored.next_offset,
         )
         return part, output
+
+
+def _offsets_text(offsets: dict[TopicPartition, OffsetAndMetadata]) -> str:
+    return ", ".join(f"{tp.topic}[{tp.partition}]={o.offset}" for tp, o in offsets.items())
 
 
 def _kill_hook() -> tuple[int, int] | None:
