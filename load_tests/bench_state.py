@@ -26,27 +26,17 @@ import os
 import platform
 import time
 import zlib
-from pathlib import Path
 
 import numpy as np
 import orjson
 
+from bench_core import cpu_model
 from driftline.config import parse_settings
 from driftline.pipeline import Pipeline
 from driftline.plan import ModelKey
 from driftline.planning import build_plan
 from driftline.profile import ProfileSource, build_profile
 from driftline.service.checkpoints import BlobRef, EncodedCheckpoint, WriteId, encode_parts
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def events(models: list[int], per_model: int, features: int, seed: int, start: int = 0):  # type: ignore[no-untyped-def]

@@ -7,6 +7,7 @@ categorical and boolean windows on the reference's top-K categories plus "other"
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -47,6 +48,18 @@ def _coarse_evidence(reference: NumericReference, coarse: CoarseWindow) -> dict[
     }
 
 
+def _compare_categories(
+    detector: Detector,
+    sample: CategorySample,
+    statistic: Callable[[Counts, Counts], float],
+) -> Statistic:
+    """``statistic`` of the window's category counts against the reference's, with the
+    categories that moved most as evidence."""
+    ref, win = sample.reference_counts, sample.counts
+    evidence = _category_evidence(sample.categories, ref, win)
+    return detector.result(statistic(ref, win), sample.total, evidence)
+
+
 def _category_evidence(categories: list[str], ref: Counts, win: Counts) -> dict[str, Any]:
     """The five categories whose share moved most (``"__other__"`` = outside the top-K)."""
     names = [*categories, "__other__"]
@@ -82,9 +95,7 @@ class PSI(Detector):
         return self.result(coarse.psi, sample.total, _coarse_evidence(sample.reference, coarse))
 
     def evaluate_categories(self, sample: CategorySample) -> Statistic:
-        ref, win = sample.reference_counts, sample.counts
-        evidence = _category_evidence(sample.categories, ref, win)
-        return self.result(psi(ref, win), sample.total, evidence)
+        return _compare_categories(self, sample, psi)
 
 
 class JensenShannon(Detector):
@@ -108,9 +119,7 @@ class JensenShannon(Detector):
         return self.result(value, sample.total, _coarse_evidence(ref, coarse))
 
     def evaluate_categories(self, sample: CategorySample) -> Statistic:
-        ref, win = sample.reference_counts, sample.counts
-        evidence = _category_evidence(sample.categories, ref, win)
-        return self.result(jensen_shannon(ref, win), sample.total, evidence)
+        return _compare_categories(self, sample, jensen_shannon)
 
 
 class KolmogorovSmirnov(Detector):
@@ -179,9 +188,7 @@ class ChiSquare(Detector):
     direction = "below"
 
     def evaluate_categories(self, sample: CategorySample) -> Statistic:
-        ref, win = sample.reference_counts, sample.counts
-        evidence = _category_evidence(sample.categories, ref, win)
-        return self.result(chi_square_p_value(ref, win), sample.total, evidence)
+        return _compare_categories(self, sample, chi_square_p_value)
 
 
 class QualityMissing(Detector):
