@@ -197,12 +197,18 @@ def committed_total(deployment: Deployment) -> int:
 class ServiceProcess:
     """`python -m driftline run --config FILE` as a child process."""
 
-    def __init__(self, deployment: Deployment, log_name: str = "service") -> None:
+    def __init__(
+        self, deployment: Deployment, log_name: str = "service", *, module: str = "driftline"
+    ) -> None:
+        """``module``: what ``python -m`` runs with ``run --config FILE`` (a test wrapper
+        of the CLI, e.g. ``tests.integration.torn_checkpoint 3 2``)."""
         self.log = deployment.root / f"{log_name}.log"
         self.handle = self.log.open("wb")
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        root = str(Path(__file__).resolve().parents[2])  # the tests package's parent
+        path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": path}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "driftline", "run", "--config", str(deployment.config)],
+            [sys.executable, "-m", *module.split(), "run", "--config", str(deployment.config)],
             stdout=self.handle,
             stderr=subprocess.STDOUT,
             env=env,

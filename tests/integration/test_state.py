@@ -136,7 +136,7 @@ def test_state_over_16_mib_checkpoints_and_restores_at_the_default_record_size(
 
 
 def test_kill_in_the_middle_of_a_checkpoint_restores_the_previous_one(
-    tmp_path: Path, kafka_bootstrap: str, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, kafka_bootstrap: str
 ) -> None:
     deployment = _deployment(tmp_path, kafka_bootstrap, "torn")
     pairs = scenario_events(4_000)
@@ -145,12 +145,10 @@ def test_kill_in_the_middle_of_a_checkpoint_restores_the_previous_one(
     produce(deployment, pairs)
     # Checkpoints every 2,000 events (batches of 700): the third one dies after two of its
     # records (the three versions' chunks and the head are four).
-    monkeypatch.setenv("DRIFTLINE_TEST_KILL_IN_CHECKPOINT", "3,2")
-    torn = ServiceProcess(deployment, "torn")
+    torn = ServiceProcess(deployment, "torn", module="tests.integration.torn_checkpoint 3 2")
     assert torn.proc.wait(120) == -9, torn.output()
     torn.handle.close()
     assert "killed in the middle of a checkpoint" in torn.output()
-    monkeypatch.delenv("DRIFTLINE_TEST_KILL_IN_CHECKPOINT")
     written = read_topic(deployment, deployment.settings.kafka.state_topic)
     heads = [decode_record(r.key or b"", r.value) for r in written if r.value is not None]
     offsets = [h.head.next_offset for h in heads if h.head is not None]
@@ -166,16 +164,16 @@ def test_kill_in_the_middle_of_a_checkpoint_restores_the_previous_one(
     assert_outputs_equal(deployment, expected.outputs)
 
 
-async def _write_zombie_head(deployment: Deployment, next_offset: int) -> None:
-    """A head of epoch 1 (the first owner's), written after the survivor's: an empty state
-    claiming every event as covered."""
+async def _write_zombie_head(deployment: Deployment, next_offset: int, epoch: int) -> None:
+    """A head of an older owner's ``epoch``, written after a later owner's claim: an empty
+    state claiming every event as covered."""
     kafka = deployment.settings.kafka
     empty = Pipeline(build_plan(deployment.settings))
     encoded = encode_parts(
         kafka.group_id,
         kafka.input_topics[0],
         0,
-        WriteId(1, 10_000, "zombie"),
+        WriteId(epoch, 10_000, "zombie"),
         next_offset,
         empty.head_state(),
         [],
@@ -210,7 +208,7 @@ def test_a_zombie_head_of_an_older_epoch_is_never_restored(
         assert survivor.terminate() == 0, survivor.output()
     assert "epoch 2" in survivor.output()
     # The first owner, a zombie, writes a head later: highest sequence, last in the log.
-    asyncio.run(_write_zombie_head(deployment, len(pairs) + 5))
+    asyncio.run(_write_zombie_head(deployment, len(pairs) + 5, epoch=1))
     again = ServiceProcess(deployment, "again")
     try:
         again.wait_ready()
@@ -219,4 +217,17 @@ def test_a_zombie_head_of_an_older_epoch_is_never_restored(
     finally:
         assert again.terminate() == 0, again.output()
     assert f"epoch 3, resuming at offset {len(pairs)}" in again.output()
+    # Epoch 3 claimed the partition at adoption but never wrote a checkpoint (nothing new
+    # to process). The survivor of epoch 2, now a zombie in turn, writes a head after that
+    # claim: the next owner resumes from what epoch 3 resumed from, not from the zombie's.
+    asyncio.run(_write_zombie_head(deployment, len(pairs) + 7, epoch=2))
+    last = ServiceProcess(deployment, "last")
+    try:
+        last.wait_ready()
+        _restored_holds(last, 1)
+        assert status_counts(last) == (expected.events, expected.dead_letters)
+    finally:
+        assert last.terminate() == 0, last.output()
+    assert f"epoch 4, resuming at offset {len(pairs)}" in last.output()
+    assert "written by an owner evicted from the group" in last.output()
     assert_outputs_equal(deployment, expected.outputs)

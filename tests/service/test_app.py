@@ -20,9 +20,17 @@ from aiokafka.structs import OffsetAndMetadata
 from driftline.config import Settings, parse_settings
 from driftline.pipeline import Pipeline
 from driftline.planning import build_plan
-from driftline.service.app import FatalKafkaError, KafkaClients, MonitorService
-from driftline.service.checkpoints import Head, PartitionRecords, decode_record, select
+from driftline.service.app import KafkaClients, MonitorService
+from driftline.service.checkpoints import (
+    Head,
+    PartitionRecords,
+    assemble,
+    decode_record,
+    referenced_keys,
+    select,
+)
 from driftline.service.metrics import ServiceMetrics
+from driftline.service.publisher import FatalKafkaError
 
 INPUT = "in"
 TP = TopicPartition(INPUT, 0)
@@ -62,6 +70,8 @@ class FakeProducer:
         self.broker = broker
         self.hold = False
         """Keep acknowledgements back until :meth:`release` or :meth:`fail_held`."""
+        self.hold_topic: str | None = None
+        """Keep only this topic's acknowledgements back."""
         self.failures: list[BaseException] = []
         """Errors for the next sends, one each."""
         self.held: list[tuple[asyncio.Future[object], tuple[Any, ...]]] = []
@@ -86,7 +96,7 @@ class FakeProducer:
             error = self.failures.pop(0)
             self.broker.timeline.append(("failed", *_label(record)))
             future.set_exception(error)
-        elif self.hold:
+        elif self.hold or topic == self.hold_topic:
             self.held.append((future, record))
         else:
             self._ack(future, record)
@@ -99,6 +109,7 @@ class FakeProducer:
 
     def release(self) -> None:
         self.hold = False
+        self.hold_topic = None
         held, self.held = self.held, []
         for future, record in held:
             self._ack(future, record)
@@ -296,7 +307,19 @@ async def _start(broker: Broker, interval_events: int = 1_000) -> Harness:
     )
     stop = asyncio.Event()
     task = asyncio.create_task(service.run(stop))
-    return Harness(broker, producer, consumer, service, stop, task)
+    harness = Harness(broker, producer, consumer, service, stop, task)
+    # The partition's epoch claim is acknowledged at assignment, before any input.
+    await harness.until(lambda: TP in service.partitions, "the assignment")
+    return harness
+
+
+def _good(start: int, n: int) -> list[bytes]:
+    """Valid events of two model versions (each gets state to checkpoint: chunks)."""
+    return [
+        b'{"event_id": "e%d", "model_id": "m", "model_version": "%d", "timestamp": %d, '
+        b'"features": {"x": %d.5}}' % (i, i % 2, 1_700_000_000 + i, i % 7)
+        for i in range(start, start + n)
+    ]
 
 
 def _bad(n: int) -> list[bytes]:
@@ -350,9 +373,10 @@ def test_the_checkpoint_holds_the_offset_it_is_committed_with() -> None:
 
 def test_a_held_acknowledgement_holds_back_checkpoint_and_commit() -> None:
     async def test() -> None:
-        broker = Broker(inputs=_bad(3))
+        broker = Broker()
         h = await _start(broker, interval_events=1)
         h.producer.hold = True
+        broker.inputs += _bad(3)
         await h.until(lambda: h.sent(DEAD, 2), "the batch's outputs")
         await asyncio.sleep(0.2)  # the service has every chance to run ahead
         assert broker.commits() == []
@@ -369,9 +393,10 @@ def test_a_held_acknowledgement_holds_back_checkpoint_and_commit() -> None:
 
 def test_a_retriable_failure_is_resent_and_the_commit_waits_for_it() -> None:
     async def test() -> None:
-        broker = Broker(inputs=_bad(3))
+        broker = Broker()
         h = await _start(broker, interval_events=1)
         h.producer.failures = [KafkaTimeoutError()]  # the first output: offset 0
+        broker.inputs += _bad(3)
         await h.until(lambda: broker.commits() == [3], "the commit")
         await h.finish()
         sends = [e for e in broker.timeline if e[:2] == ("send", DEAD)]
@@ -385,13 +410,14 @@ def test_a_retriable_failure_is_resent_and_the_commit_waits_for_it() -> None:
 
 def test_a_fatal_failure_stops_the_service_and_commits_nothing_past_it() -> None:
     async def test() -> None:
-        broker = Broker(inputs=_bad(3))
+        broker = Broker()
         h = await _start(broker, interval_events=1)
         h.producer.failures = [TopicAuthorizationFailedError()]
+        broker.inputs += _bad(3)
         with pytest.raises(FatalKafkaError):
             await asyncio.wait_for(h.task, 5)
         assert broker.commits() == []
-        assert not any(e[1] == STATE for e in broker.timeline if e[0] == "send")
+        assert not h.sent(STATE, 3)  # no checkpoint (the epoch claim was sent at assignment)
 
     _run(test)
 
@@ -465,3 +491,99 @@ def test_a_restart_resumes_at_the_checkpoint_and_redoes_only_what_it_does_not_co
         assert second.service.partitions == {}
 
     _run(test)
+
+
+def test_the_epoch_claim_is_acknowledged_before_the_partition_is_consumed() -> None:
+    async def test() -> None:
+        broker = Broker(inputs=_bad(3))
+        h = await _start(broker)
+        await h.until(lambda: h.sent(DEAD, 2), "the outputs")
+        await h.finish()
+        claim = broker.index("ack", f"{STATE}:epoch")
+        assert claim < broker.index("send", DEAD, 0), broker.timeline
+        assert [e for e in broker.timeline if e[:2] == ("send", f"{STATE}:epoch")] == [
+            ("send", f"{STATE}:epoch")
+        ]  # one claim per adoption, none at the checkpoints
+
+    _run(test)
+
+
+def test_consumption_goes_on_while_a_checkpoint_is_written() -> None:
+    async def test() -> None:
+        broker = Broker()
+        h = await _start(broker, interval_events=3)
+        h.producer.hold_topic = STATE  # the checkpoint's records wait for their acks
+        broker.inputs += _bad(3)
+        await h.until(lambda: h.sent(STATE, 3), "the checkpoint's head")
+        broker.inputs += _bad(6)
+        # Later batches are processed and their outputs acknowledged meanwhile ...
+        await h.until(lambda: ("ack", DEAD, 8) in broker.timeline, "later outputs")
+        assert broker.commits() == [] and ("ack", STATE, 3) not in broker.timeline
+        # ... and the checkpoint, once acknowledged, covers exactly the events it was
+        # taken at (offset 3), not those processed while it was written.
+        h.producer.release()
+        await h.until(lambda: 3 in broker.commits(), "the commit")
+        await h.finish()
+        assert _heads(broker)[0].next_offset == 3
+        pipeline = Pipeline(build_plan(h.service.settings, {}))
+        _restore_state(pipeline, broker, _heads(broker)[0])
+        assert sum(pipeline.counters.dead_letters.values()) == 3
+        _assert_commits_follow_acks(broker)
+
+    _run(test)
+
+
+def test_chunks_are_acknowledged_before_heads_and_tombstones_spare_what_heads_need() -> None:
+    async def test() -> None:
+        broker = Broker()
+        h = await _start(broker, interval_events=3)
+        for _ in range(4):  # four checkpoints, each superseding the one before
+            offset = len(broker.inputs) + 3
+            broker.inputs += _good(len(broker.inputs), 3)
+            await h.until(lambda: offset in broker.commits(), f"the commit of {offset}")  # noqa: B023
+        await h.finish()
+        acked = [(k, v) for topic, k, v, _ in broker.acked if topic == STATE]
+        live: dict[bytes, bytes] = {}
+        for key, value in acked:
+            if value is None:
+                assert key in live, "a tombstone for a key never written"
+                del live[key]
+            else:
+                record = decode_record(key, value)
+                if record.head is not None:
+                    # Every record the head needs was acknowledged before it.
+                    needed = _needed_keys({**live, key: value}, record.head)
+                    assert needed <= set(live) | {key}, (needed - set(live), broker.timeline)
+                live[key] = value
+        # After the last checkpoint only its records (and the epoch claim) are live, and
+        # they restore.
+        heads = [decode_record(k, v).head for k, v in live.items()]
+        [head] = [h for h in heads if h is not None]
+        assert head.next_offset == 12
+        assert _needed_keys(live, head) | {_claim_key(live)} == set(live)
+        assert len(live) == 4  # the claim, the head and the two versions' chunks
+
+    _run(test)
+
+
+def _claim_key(live: dict[bytes, bytes]) -> bytes:
+    [key] = [k for k, v in live.items() if decode_record(k, v).kind == "epoch"]
+    return key
+
+
+def _needed_keys(live: dict[bytes, bytes], head: Head) -> set[bytes]:
+    """The keys ``head`` references, checked present (with their hashes) in ``live``."""
+    records = PartitionRecords(INPUT, 0)
+    for key, value in live.items():
+        records.add(key, value, decode_record(key, value))
+    restored = assemble(records, head)
+    return referenced_keys(head, restored.refs)
+
+
+def _restore_state(pipeline: Pipeline, broker: Broker, head: Head) -> None:
+    records = PartitionRecords(INPUT, 0)
+    for topic, key, value, _ in broker.acked:
+        if topic == STATE:
+            records.add(key, value, None if value is None else decode_record(key, value))
+    restored = assemble(records, head)
+    pipeline.restore_parts(restored.head_state, restored.versions)

@@ -13,6 +13,7 @@ from driftline.service.checkpoints import (
     BlobRef,
     Checkpoint,
     EncodedCheckpoint,
+    Fence,
     NoConsistentCheckpointError,
     PartitionRecords,
     WriteId,
@@ -226,6 +227,46 @@ def test_a_head_of_an_older_epoch_is_ignored_whatever_its_sequence_and_position(
     key = epoch_key("g", "in", 0)
     records.add(key, encode_epoch(5), decode_record(key, encode_epoch(5)))
     assert records.max_epoch == 5 and select(records) is None
+
+
+def _claim(records: PartitionRecords, epoch: int, *fences: Fence) -> None:
+    key = epoch_key("g", "in", 0)
+    value = encode_epoch(epoch, fences)
+    records.add(key, value, decode_record(key, value))
+
+
+def test_heads_a_zombie_writes_after_a_later_owner_claimed_the_partition_are_ignored() -> None:
+    pipeline = _pipeline()
+    pipeline.process(_events(2, 300, 5))
+    first = _checkpoint(pipeline, WriteId(1, 1, "a"), 600, {})
+    # Owner "a" (epoch 1) is evicted but runs on; "b" adopts the partition from `first`,
+    # claims epoch 2, and is itself gone before its first checkpoint. The zombie then
+    # writes a newer head of epoch 1.
+    pipeline.process(_events(2, 100, 5, start=300))
+    zombie = _checkpoint(pipeline, WriteId(1, 2, "a"), 800, first.refs)
+    for order in range(4):
+        records = _records(first, zombie, order=order)
+        assert select(records) is not None and select(records).next_offset == 800  # type: ignore[union-attr]
+        _claim(records, 2, Fence(2, WriteId(1, 1, "a")))
+        restored = select(records)
+        assert restored is not None and restored.next_offset == 600, order
+        assert records.fenced(records.heads[zombie.head[0]])
+        assert records.max_epoch == 2
+    # The fence is carried by later claims: epoch 3 resumed from `first` too.
+    records = _records(first, zombie)
+    _claim(records, 3, Fence(3, WriteId(1, 1, "a")), Fence(2, WriteId(1, 1, "a")))
+    assert select(records).next_offset == 600  # type: ignore[union-attr]
+    # An owner that adopted with no checkpoint fences out every older head: starting from
+    # the committed offset, not from a zombie's state (and not stopping either).
+    records = _records(zombie)
+    _claim(records, 2, Fence(2, None))
+    assert select(records) is None
+    # A claim written before fences existed fences nothing.
+    records = _records(first, zombie)
+    key = epoch_key("g", "in", 0)
+    old = encode_epoch(2)[:6] + orjson.dumps({"epoch": 2})
+    records.add(key, old, decode_record(key, old))
+    assert select(records).next_offset == 800  # type: ignore[union-attr]
 
 
 def test_a_format_1_checkpoint_is_upgraded() -> None:

@@ -12,9 +12,10 @@ from aiokafka.structs import ConsumerRecord
 from driftline.config import parse_settings
 from driftline.pipeline import Pipeline
 from driftline.planning import build_plan
-from driftline.service.app import MonitorService, PartitionState
+from driftline.service.app import MonitorService
 from driftline.service.http import make_app
 from driftline.service.metrics import ServiceMetrics
+from driftline.service.partition_state import PartitionState
 from tests.stream_support import event_stream
 
 
@@ -47,7 +48,7 @@ def test_status_and_metrics_reflect_processed_batches() -> None:
     service = _service()
     tp = TopicPartition("in", 0)
     pipeline = Pipeline(build_plan(service.settings, {}))
-    service.partitions[tp] = PartitionState(tp, pipeline, next_offset=0)
+    service.partitions[tp] = PartitionState(tp, pipeline, last_checkpoint=0.0, next_offset=0)
     events = [*event_stream(3_000), b"not json"]
     records = [
         ConsumerRecord("in", 0, i, 0, 0, None, value, None, len(value), -1, [])

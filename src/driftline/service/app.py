@@ -4,11 +4,12 @@ Per input partition the service owns one :class:`~driftline.pipeline.Pipeline`. 
 of fetched records (:class:`~driftline.service.records.RecordReader`, ``getmany()`` without
 its per-record objects) is processed partition by partition; the outputs of the whole batch
 are then produced and **acknowledged** before anything else happens. Periodically (time or
-event count), on partition revoke and on shutdown, each partition's state is written to the
-compacted state topic together with the next input offset it covers (format 2, see
-:mod:`driftline.service.checkpoints`: the changed versions' chunks, then a head), and only
-after the head is acknowledged is the offset committed. On assignment the newest consistent
-checkpoint is restored and reading resumes at its offset: the events after it are processed
+event count), on partition revoke and on shutdown, each partition's state is checkpointed
+to the compacted state topic together with the next input offset it covers, and only after
+that is acknowledged is the offset committed (:mod:`driftline.service.checkpointer`: taken
+between batches, written in the background). On assignment the service claims a new epoch
+for the partition (fencing out an evicted member that still writes), restores the newest
+consistent checkpoint and resumes reading at its offset: the events after it are processed
 again and produce the same outputs with the same ids, which consumers deduplicate.
 
 Faults: a produce that fails with a retriable error (broker away, leader moving, an output
@@ -17,85 +18,57 @@ and nothing after it (offsets, checkpoints) happens until Kafka acknowledged it;
 refused because the group rebalanced is logged (the acknowledged checkpoint is what the
 next owner resumes from). A background probe asks the cluster for metadata every second
 and readiness follows its answer. Only errors retrying cannot fix (authorization,
-authentication, a record too large) stop the service, as :class:`FatalKafkaError`.
+authentication, a record too large) stop the service
+(:class:`~driftline.service.publisher.FatalKafkaError`).
 Rebalance callbacks (run by aiokafka's coordinator task) and batch processing take turns
-under one lock, so a partition is never checkpointed in the middle of a batch.
+under one lock, so a partition's checkpoint is never taken in the middle of a batch.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import secrets
-import signal
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.client import AIOKafkaClient
-from aiokafka.errors import (
-    CommitFailedError,
-    IllegalStateError,
-    KafkaError,
-    KafkaTimeoutError,
-)
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from aiokafka.structs import OffsetAndMetadata
 
 from driftline.config import Settings
 from driftline.pipeline import Pipeline, PipelineOutput, StateError
-from driftline.plan import ModelKey, Plan
+from driftline.plan import Plan
+from driftline.service.checkpointer import CheckpointWriter
 from driftline.service.checkpoints import (
-    BlobRef,
-    EncodedCheckpoint,
+    Fence,
     NoConsistentCheckpointError,
     PartitionRecords,
     WriteId,
     encode_epoch,
-    encode_parts,
     epoch_key,
     read_state,
     select,
 )
 from driftline.service.kafka_clients import connection_options, make_consumer, make_producer
 from driftline.service.metrics import ServiceMetrics
+from driftline.service.partition_state import PartitionState
+from driftline.service.publisher import (
+    RETRY_BACKOFF_SECONDS,
+    OutgoingRecord,
+    Publisher,
+    is_retriable,
+)
 from driftline.service.records import Batch, InputRecord, RecordReader
 from driftline.service.snapshot import PartitionSnapshot, ServiceSnapshot
 from driftline.service.topics import check_topics
 
 log = logging.getLogger(__name__)
 
-#: Backoff between attempts to publish outputs or read state (doubles up to the maximum).
-RETRY_BACKOFF_SECONDS = (0.2, 5.0)
 #: How often the broker-health probe asks the cluster for metadata, and how long it waits.
 PROBE_INTERVAL_SECONDS = 1.0
 PROBE_TIMEOUT_SECONDS = 3.0
-#: Log a warning this often while outputs wait for their acknowledgement.
-ACK_WARNING_SECONDS = 5.0
-#: Test hook (integration tests only): ``"K,N"`` makes the process SIGKILL itself in its
-#: K-th checkpoint after N of that checkpoint's chunk records were acknowledged (the head
-#: not written): a crash in the middle of a checkpoint write, deterministically.
-KILL_IN_CHECKPOINT_ENV = "DRIFTLINE_TEST_KILL_IN_CHECKPOINT"
-
-
-class FatalKafkaError(KafkaError):  # type: ignore[misc]
-    """A Kafka error retrying cannot fix (authorization, authentication, record too large)."""
-
-
-def is_retriable(exc: BaseException) -> bool:
-    """Whether waiting and trying again can succeed (broker away, leader moving, topic
-    being recreated, timeouts); anything else stops the service.
-
-    >>> from aiokafka.errors import NotLeaderForPartitionError, TopicAuthorizationFailedError
-    >>> is_retriable(NotLeaderForPartitionError()), is_retriable(KafkaTimeoutError())
-    (True, True)
-    >>> is_retriable(TopicAuthorizationFailedError())
-    False
-    """
-    if isinstance(exc, KafkaTimeoutError | TimeoutError | ConnectionError):
-        return True
-    return isinstance(exc, KafkaError) and bool(getattr(exc, "retriable", False))
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,43 +89,6 @@ def kafka_clients(settings: Settings) -> KafkaClients:
         state_reader=make_consumer(kafka, group=False),
         consumer=make_consumer(kafka),
     )
-
-
-@dataclass(frozen=True, slots=True)
-class OutgoingRecord:
-    """One output record, kept until Kafka acknowledged it (to resend it unchanged)."""
-
-    topic: str
-    value: bytes | None
-    """None: a tombstone (state topic)."""
-    key: bytes | None
-    headers: list[tuple[str, bytes]] = field(default_factory=list)
-
-
-@dataclass(slots=True)
-class PartitionState:
-    """What the service holds for one assigned input partition."""
-
-    topic_partition: TopicPartition
-    pipeline: Pipeline
-    next_offset: int | None = None
-    """First offset not yet processed (None until the first record)."""
-    checkpointed_offset: int | None = None
-    events_since_checkpoint: int = 0
-    last_checkpoint: float = field(default_factory=time.monotonic)
-    adopted: int = 0
-    """The service's adoption count when this state was created: batches fetched before
-    it belong to an earlier assignment of the partition and are not processed."""
-    epoch: int = 1
-    """This owner's epoch for the partition (highest seen on the state topic + 1)."""
-    writer: str = field(default_factory=lambda: secrets.token_hex(4))
-    seq: int = 0
-    """Sequence of the last checkpoint written in this epoch."""
-    refs: dict[ModelKey, BlobRef] = field(default_factory=dict)
-    """Where each version's state is in the state topic (this epoch's writes only, so
-    the first checkpoint after an adoption writes every version)."""
-    live_keys: set[bytes] = field(default_factory=set)
-    """State records of the partition that are not tombstoned yet."""
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -227,8 +163,8 @@ class MonitorService:
         """Number of rebalance assignments so far (see PartitionState.adopted)."""
         self.broker_reachable = True
         """Last answer of the broker-health probe (metadata request with a short timeout)."""
-        self.checkpoints_written = 0
-        self.kill_in_checkpoint = _kill_hook()
+        self.publisher: Publisher | None = None
+        self.checkpoints: CheckpointWriter | None = None
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -245,6 +181,10 @@ class MonitorService:
         self.state_reader = clients.state_reader
         self.consumer = clients.consumer
         self.reader = RecordReader(self.consumer)
+        self.publisher = Publisher(self.producer)
+        self.checkpoints = CheckpointWriter(
+            kafka, self.publisher, self._commit, self.metrics, self.clock
+        )
         started: list[Callable[[], Awaitable[None]]] = []
         try:
             state_partitions = await self.check_topics(self.settings)
@@ -264,13 +204,15 @@ class MonitorService:
                 batch = await self._next_batch(stop)
                 if self.failure is not None:
                     raise self.failure
+                self.checkpoints.raise_failure()
                 async with self.lock:
                     await self._process(batch, fetched_at)
-                    await self._checkpoint_due()
+                    self._checkpoint_due()
             async with self.lock:
                 await self.release(list(self.partitions))
         finally:
             self.running = False
+            await self.checkpoints.cancel()
             for stop_client in reversed(started):
                 try:
                     await stop_client()
@@ -398,76 +340,17 @@ class MonitorService:
         return outgoing
 
     async def _send_acked(self, outgoing: list[OutgoingRecord]) -> None:
-        """Send ``outgoing`` and wait for every acknowledgement; resend what failed with a
-        retriable error (same records, bounded backoff) until all are acknowledged.
-
-        Raises :class:`FatalKafkaError` on an error retrying cannot fix. Nothing after this
-        call (offsets, checkpoints) happens before it returns, so a failure never advances
-        the input offsets past unacknowledged outputs.
-        """
-        assert self.producer is not None
-        pending = outgoing
-        backoff, max_backoff = RETRY_BACKOFF_SECONDS
-        while pending:
-            attempt = asyncio.ensure_future(self._send_once(pending))
-            waited = 0.0
-            while not (await asyncio.wait({attempt}, timeout=ACK_WARNING_SECONDS))[0]:
-                waited += ACK_WARNING_SECONDS
-                log.warning(
-                    "%d output records (%s) not acknowledged after %.0f s; still waiting, "
-                    "input offsets held back",
-                    len(pending),
-                    ", ".join(sorted({item.topic for item in pending})),
-                    waited,
-                )
-            failed = attempt.result()
-            if not failed:
-                return
-            for item, error in failed:
-                if not is_retriable(error):
-                    raise FatalKafkaError(
-                        f"producing to {item.topic} failed and cannot be retried: {error!r}"
-                    ) from error
-            topics = sorted({item.topic for item, _ in failed})
-            log.warning(
-                "%d of %d output records not acknowledged (%s: %r); retrying in %.1f s",
-                len(failed),
-                len(pending),
-                ", ".join(topics),
-                failed[0][1],
-                backoff,
-            )
-            # Resend in the original order, so each key's records keep their order.
-            retry = {id(item) for item, _ in failed}
-            pending = [item for item in pending if id(item) in retry]
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, max_backoff)
-
-    async def _send_once(
-        self, pending: list[OutgoingRecord]
-    ) -> list[tuple[OutgoingRecord, BaseException]]:
-        """Send every record once and wait for all answers; return the failures."""
-        assert self.producer is not None
-        failed: list[tuple[OutgoingRecord, BaseException]] = []
-        sent: list[tuple[OutgoingRecord, asyncio.Future[object]]] = []
-        for item in pending:
-            try:
-                future = await self.producer.send(
-                    item.topic, item.value, key=item.key, headers=item.headers or None
-                )
-            except Exception as exc:  # sorted by the caller: retriable or fatal
-                failed.append((item, exc))
-            else:
-                sent.append((item, future))
-        results = await asyncio.gather(*(f for _, f in sent), return_exceptions=True)
-        for (item, _), result in zip(sent, results, strict=True):
-            if isinstance(result, BaseException):
-                failed.append((item, result))
-        return failed
+        """Outputs, acknowledged before the offsets they cover advance."""
+        assert self.publisher is not None
+        await self.publisher.send_acked(outgoing, holds_back="input offsets")
 
     # -- checkpoints -----------------------------------------------------------------
 
-    async def _checkpoint_due(self) -> None:
+    def _checkpoint_due(self) -> None:
+        """Start writing the checkpoints that are due (unless one is being written)."""
+        assert self.checkpoints is not None
+        if self.checkpoints.busy:
+            return
         limits = self.settings.checkpoint
         now = self.clock()
         due = [
@@ -476,136 +359,29 @@ class MonitorService:
             if part.events_since_checkpoint
             and (
                 part.events_since_checkpoint >= limits.interval_events
-                or now - part.last_checkpoint >= limits.interval_seconds
+                or now - part.last_taken >= limits.interval_seconds
             )
         ]
         if due:
-            await self._checkpoint(*due)
+            self.checkpoints.start(due)
 
-    async def _checkpoint(self, *parts: PartitionState) -> None:
-        """Write the partitions' states, then commit their offsets (outputs are acked).
-
-        Format 2 (see :mod:`driftline.service.checkpoints`): the chunks of the versions
-        changed since the previous checkpoint (every version at the first checkpoint of an
-        epoch), acknowledged; then the heads, acknowledged; then the offset commit; then
-        tombstones for the records no head needs any more. The partitions due together are
-        written together: four round trips in all, not four per partition, so a checkpoint
-        holds up consumption for as short a time as it can.
-        """
-        assert self.producer is not None and self.consumer is not None
-        parts = tuple(p for p in parts if p.next_offset not in (None, p.checkpointed_offset))
-        if not parts:
-            return
-        started = self.clock()
-        kafka = self.settings.kafka
-        writes = [await self._encode(part) for part in parts]
-        encoded_at = self.clock()
-        await self._send_chunks([chunks for _, _, chunks in writes])
-        heads = [encoded.head for _, encoded, _ in writes]
-        await self._send_acked([OutgoingRecord(kafka.state_topic, v, k) for k, v in heads])
-        # The acknowledged heads are what a restore resumes from; the committed offsets only
-        # follow them. A commit refused because the group rebalanced meanwhile is harmless:
-        # the partition's next owner restores this checkpoint.
-        offsets = {p.topic_partition: OffsetAndMetadata(p.next_offset, "") for p in parts}
+    async def _commit(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
+        """Commit checkpointed offsets; a commit refused because the group rebalanced is
+        logged (the partition's next owner restores the acknowledged checkpoint)."""
+        assert self.consumer is not None
         try:
             await self.consumer.commit(offsets)
         except (CommitFailedError, IllegalStateError) as exc:
             log.warning("offsets %s not committed (%s)", _offsets_text(offsets), exc)
-        garbage: set[bytes] = set()
-        for part, (write, encoded, _) in zip(parts, writes, strict=True):
-            garbage |= part.live_keys - encoded.referenced
-            part.seq = write.seq
-            part.refs = encoded.refs
-            part.live_keys = set(encoded.referenced)
-        await self._tombstone(garbage)
-        finished = self.clock()
-        for part, (_, encoded, _) in zip(parts, writes, strict=True):
-            part.checkpointed_offset = part.next_offset
-            part.events_since_checkpoint = 0
-            part.last_checkpoint = finished
-            log.debug(
-                "%s[%d]: checkpoint at %d: %d versions written, %d records, %d bytes",
-                *part.topic_partition,
-                part.next_offset,
-                encoded.versions_written,
-                encoded.records,
-                encoded.bytes,
-            )
-        total = sum(encoded.bytes for _, encoded, _ in writes)
-        log.debug(
-            "checkpoint of %d partitions: encoded in %.3f s, written in %.3f s",
-            len(parts),
-            encoded_at - started,
-            finished - encoded_at,
-        )
-        self.metrics.checkpoint_written(total, seconds=finished - started)
-
-    async def _encode(
-        self, part: PartitionState
-    ) -> tuple[WriteId, EncodedCheckpoint, list[OutgoingRecord]]:
-        """The next write of ``part``: its id, its encoded records and the chunk records
-        to send before its head (the epoch claim first at the epoch's first checkpoint)."""
-        assert part.next_offset is not None
-        tp = part.topic_partition
-        kafka = self.settings.kafka
-        pipeline = part.pipeline
-        changed = pipeline.take_changed()
-        monitored = [k for k, v in pipeline.versions.items() if v is not None]
-        states = {
-            k: pipeline.version_state(k) for k in monitored if k in changed or k not in part.refs
-        }
-        write = WriteId(part.epoch, part.seq + 1, part.writer)
-        # zlib and SHA-256 release the GIL: compress off the event loop (HTTP, heartbeats).
-        encoded = await asyncio.to_thread(
-            encode_parts,
-            kafka.group_id,
-            tp.topic,
-            tp.partition,
-            write,
-            part.next_offset,
-            pipeline.head_state(),
-            monitored,
-            states,
-            part.refs,
-        )
-        chunks = [OutgoingRecord(kafka.state_topic, v, k) for k, v in encoded.chunks]
-        if write.seq == 1:
-            # The epoch claim goes with the epoch's first checkpoint, before its head: a
-            # later owner of the partition takes a higher epoch, and its heads win.
-            claim = epoch_key(kafka.group_id, tp.topic, tp.partition)
-            chunks.insert(0, OutgoingRecord(kafka.state_topic, encode_epoch(write.epoch), claim))
-        return write, encoded, chunks
-
-    async def _send_chunks(self, per_partition: list[list[OutgoingRecord]]) -> None:
-        """Send every partition's chunks (acknowledged); the test hook
-        ``DRIFTLINE_TEST_KILL_IN_CHECKPOINT=K,N`` kills the process after the first N chunk
-        records of the K-th partition checkpoint, before its head."""
-        kill = self.kill_in_checkpoint
-        sent: list[OutgoingRecord] = []
-        for chunks in per_partition:
-            self.checkpoints_written += 1
-            if kill is not None and kill[0] == self.checkpoints_written and len(chunks) > kill[1]:
-                await self._send_acked([*sent, *chunks[: kill[1]]])
-                log.warning(
-                    "%s: test hook, killed in the middle of a checkpoint", KILL_IN_CHECKPOINT_ENV
-                )
-                os.kill(os.getpid(), signal.SIGKILL)
-            sent += chunks
-        await self._send_acked(sent)
-
-    async def _tombstone(self, keys: set[bytes]) -> None:
-        """Delete state records nothing references any more (compaction removes them)."""
-        if keys:
-            topic = self.settings.kafka.state_topic
-            await self._send_acked([OutgoingRecord(topic, None, k) for k in sorted(keys)])
 
     # -- rebalance -------------------------------------------------------------------
 
     async def release(self, revoked: list[TopicPartition]) -> None:
         """Checkpoint and forget revoked partitions (also used at shutdown)."""
+        assert self.checkpoints is not None
         parts = [self.partitions[tp] for tp in revoked if tp in self.partitions]
         try:
-            await self._checkpoint(*parts)
+            await self.checkpoints.write(parts)
         finally:
             for part in parts:
                 del self.partitions[part.topic_partition]
@@ -614,7 +390,8 @@ class MonitorService:
 
     async def adopt(self, assigned: list[TopicPartition]) -> None:
         """Restore the latest consistent checkpoint of each assigned partition, claim a new
-        epoch for it, publish what the restore resolved, and seek to its offset."""
+        epoch for it, publish what the restore resolved, and seek to its offset. The claims
+        and the outputs are acknowledged before any of these partitions is consumed."""
         assert self.consumer is not None and self.state_reader is not None
         self.restoring = True
         try:
@@ -625,13 +402,13 @@ class MonitorService:
             parts = []
             for tp in new:
                 records = found.get(tp) or PartitionRecords(tp.topic, tp.partition)
-                part, output = self._restore(tp, records)
+                part, output, resumed_from = self._restore(tp, records)
                 part.adopted = self.adoptions
+                outgoing.append(self._claim(part, Fence(part.epoch, resumed_from), records))
                 if output is not None:
+                    # What the restore resolved (alerts of versions whose state was reset).
                     outgoing += self._outputs(tp, [], output)
                 parts.append(part)
-            # What a restore resolved (alerts of versions whose state had to be reset) is
-            # acknowledged before any of these partitions is consumed.
             await self._send_acked(outgoing)
             for part in parts:
                 self.partitions[part.topic_partition] = part
@@ -700,16 +477,28 @@ class MonitorService:
             self.broker_reachable = False
             await client.close()
 
+    def _claim(
+        self, part: PartitionState, fence: Fence, records: PartitionRecords
+    ) -> OutgoingRecord:
+        """The epoch claim of a newly adopted partition: its new epoch and the fence that
+        rules out heads an evicted owner of an older epoch writes from now on."""
+        tp = part.topic_partition
+        kafka = self.settings.kafka
+        claim = encode_epoch(part.epoch, (fence, *records.fences))
+        return OutgoingRecord(kafka.state_topic, claim, epoch_key(kafka.group_id, *tp))
+
     def _restore(
         self, tp: TopicPartition, records: PartitionRecords
-    ) -> tuple[PartitionState, PipelineOutput | None]:
-        """The partition's state from its newest consistent checkpoint and what restoring
-        it produced (to publish). The partition's other state records (superseded heads,
-        leftovers of interrupted writes) stay in ``live_keys``: the first checkpoint of the
-        new epoch tombstones them once its head is acknowledged."""
+    ) -> tuple[PartitionState, PipelineOutput | None, WriteId | None]:
+        """The partition's state from its newest consistent checkpoint, what restoring it
+        produced (to publish) and the checkpoint it resumes from. The partition's other
+        state records (superseded heads, leftovers of interrupted writes) stay in
+        ``live_keys``: the first checkpoint of the new epoch tombstones them once its head
+        is acknowledged."""
         assert self.consumer is not None
         pipeline = Pipeline(self.plan)
-        part = PartitionState(tp, pipeline, last_checkpoint=self.clock())
+        now = self.clock()
+        part = PartitionState(tp, pipeline, last_checkpoint=now, last_taken=now)
         part.epoch = records.max_epoch + 1
         part.live_keys = records.live_keys()
         try:
@@ -719,9 +508,17 @@ class MonitorService:
             raise
         for reason in () if restored is None else restored.skipped:
             log.warning("%s[%d]: newer checkpoint not consistent, not used (%s)", *tp, reason)
+        for head in records.heads.values():
+            if records.fenced(head):
+                log.warning(
+                    "%s[%d]: checkpoint %s ignored: written by an owner evicted from the group "
+                    "after a later owner claimed the partition",
+                    *tp,
+                    head.write.as_list(),
+                )
         if restored is None:
             log.info("%s[%d]: no checkpoint, starting from the committed offset", *tp)
-            return part, None
+            return part, None, None
         output: PipelineOutput | None = None
         try:
             if restored.legacy:
@@ -748,19 +545,11 @@ class MonitorService:
             part.epoch,
             restored.next_offset,
         )
-        return part, output
+        return part, output, None if restored.head is None else restored.head.write
 
 
 def _offsets_text(offsets: dict[TopicPartition, OffsetAndMetadata]) -> str:
     return ", ".join(f"{tp.topic}[{tp.partition}]={o.offset}" for tp, o in offsets.items())
-
-
-def _kill_hook() -> tuple[int, int] | None:
-    value = os.environ.get(KILL_IN_CHECKPOINT_ENV)
-    if not value:
-        return None
-    checkpoint, records = value.split(",")
-    return int(checkpoint), int(records)
 
 
 async def _cancel(task: asyncio.Future[None]) -> None:

@@ -11,15 +11,19 @@ on the compacted state topic, none larger than :data:`MAX_STATE_RECORD_BYTES`:
   reference (write id, chunk count, size, SHA-256) of every version's chunks. A large head
   body spills into chunk records of its own (model ``null``);
 * one **epoch** claim per input partition, key ``[tag, group, topic, partition,
-  "epoch"]``: the owner's epoch (highest seen + 1 at adoption), written (and acknowledged)
-  with the owner's first checkpoint, before its chunks and head (see README, "Fencing", for
-  the gap this leaves between adoption and the first checkpoint).
+  "epoch"]``: the owner's epoch (highest seen + 1), written and acknowledged when it
+  adopts the partition, before it consumes. The claim carries **fences**: the head the
+  owner resumed from (none if it started without one), and the fences of the claims before
+  it (the last :data:`MAX_FENCES`). A head of an older epoch written after a claim (by a
+  member evicted from the group that still runs: a zombie) is newer than that claim's
+  fence, so no restore ever uses it.
 
 Keys are write-addressed (epoch, writer id, sequence), so a new checkpoint never overwrites
 a record an earlier head references. Only versions changed since the previous checkpoint
 are encoded again; the head references the unchanged versions' earlier chunks. A restore
 takes the head with the highest (epoch, sequence) whose every chunk is present with its
-hash, else the next one: a consistent set or an older consistent set, never a mix.
+hash and that no fence rules out, else the next one: a consistent set or an older
+consistent set, never a mix.
 
 **Format 1** (``DLCK`` v1, one record holding the whole ``Pipeline.to_state()``) is still
 read: it is restored with ``Pipeline.restore`` and rewritten in format 2 at the next
@@ -161,6 +165,8 @@ class StateRecord:
     epoch: int = 0
     head: Head | None = None
     legacy: Checkpoint | None = None
+    fences: tuple[Fence, ...] = ()
+    """An epoch claim's fences, newest first."""
 
     @property
     def topic_partition(self) -> TopicPartition:
@@ -194,8 +200,53 @@ def blob_keys(
     return [chunk_key(group, topic, partition, ref.write, model, i) for i in range(ref.chunks)]
 
 
-def encode_epoch(epoch: int) -> bytes:
-    return _V2.pack(MAGIC2, FORMAT, _KIND_EPOCH) + orjson.dumps({"epoch": epoch})
+@dataclass(frozen=True, slots=True)
+class Fence:
+    """Epoch ``epoch`` claimed the partition resuming from ``resumed_from`` (None: from
+    no checkpoint): heads of older epochs newer than that were written after the claim."""
+
+    epoch: int
+    resumed_from: WriteId | None
+
+    def excludes(self, write: WriteId) -> bool:
+        """Whether a head written as ``write`` came from a fenced-out (zombie) writer.
+
+        >>> fence = Fence(3, WriteId(2, 7, "a"))
+        >>> fence.excludes(WriteId(2, 7, "a")), fence.excludes(WriteId(2, 8, "a"))
+        (False, True)
+        >>> fence.excludes(WriteId(3, 1, "b")), Fence(3, None).excludes(WriteId(1, 1, "a"))
+        (False, True)
+        """
+        if write.epoch >= self.epoch:
+            return False
+        return self.resumed_from is None or write > self.resumed_from
+
+
+#: Fences a claim carries: its own and those of the claims before it (older ones fence
+#: only heads far behind every later claim's).
+MAX_FENCES = 8
+
+
+def encode_epoch(epoch: int, fences: Iterable[Fence] = ()) -> bytes:
+    """The epoch claim; ``fences`` newest first (the claim's own first)."""
+    body = {
+        "epoch": epoch,
+        "fences": [
+            [f.epoch, None if f.resumed_from is None else f.resumed_from.as_list()]
+            for f in list(fences)[:MAX_FENCES]
+        ],
+    }
+    return _V2.pack(MAGIC2, FORMAT, _KIND_EPOCH) + orjson.dumps(body)
+
+
+def _decode_fences(raw: Any) -> tuple[Fence, ...]:
+    fences = []
+    for epoch, resumed in raw:
+        write = None
+        if resumed is not None:
+            write = WriteId(int(resumed[0]), int(resumed[2]), str(resumed[1]))
+        fences.append(Fence(int(epoch), write))
+    return tuple(fences)
 
 
 def encode_blob(
@@ -275,8 +326,10 @@ def decode_record(key: bytes, value: bytes) -> StateRecord:
         raise ValueError(f"unsupported state record format {magic!r} v{version}")
     try:
         if kind == "epoch" and code == _KIND_EPOCH:
-            epoch = int(orjson.loads(value[_V2.size :])["epoch"])
-            return StateRecord(kind, group, topic, partition, epoch=epoch)
+            body = orjson.loads(value[_V2.size :])
+            # Claims written before fences existed carry none.
+            fences = _decode_fences(body.get("fences", []))
+            return StateRecord(kind, group, topic, partition, int(body["epoch"]), fences=fences)
         if kind == "chunk" and code == _KIND_CHUNK:
             return StateRecord(kind, group, topic, partition, epoch=int(rest[0]))
         if kind == "head" and code == _KIND_HEAD:
@@ -317,6 +370,9 @@ class PartitionRecords:
     legacy: Checkpoint | None = None
     legacy_key: bytes | None = None
     max_epoch: int = 0
+    fences: tuple[Fence, ...] = ()
+    """The fences of the partition's epoch claim (the one key, so the last read is the
+    last written)."""
 
     def add(self, key: bytes, value: bytes | None, record: StateRecord | None) -> None:
         if value is None:
@@ -330,10 +386,16 @@ class PartitionRecords:
         self.max_epoch = max(self.max_epoch, record.epoch)
         if record.kind == "v1":
             self.legacy, self.legacy_key = record.legacy, key
-        elif record.kind != "epoch":
+        elif record.kind == "epoch":
+            self.fences = record.fences
+        else:
             self.values[key] = value
             if record.head is not None:
                 self.heads[key] = record.head
+
+    def fenced(self, head: Head) -> bool:
+        """Whether ``head`` was written by a zombie (see :class:`Fence`)."""
+        return any(fence.excludes(head.write) for fence in self.fences)
 
     def live_keys(self) -> set[bytes]:
         """Keys a new head may make garbage (everything but the epoch claim)."""
@@ -401,10 +463,12 @@ def select(records: PartitionRecords) -> Restored | None:
     """The newest consistent checkpoint: the format 2 head with the highest (epoch,
     sequence) whose parts are all present and match their hashes; else the next one;
     else a format 1 checkpoint (upgraded); else None when nothing was ever written.
+    Heads a fence rules out (written by a zombie) are ignored as if never written.
     Raises :class:`NoConsistentCheckpointError` when heads exist but none is consistent.
     Read order plays no part."""
     skipped: list[str] = []
-    for head in sorted(records.heads.values(), key=lambda h: h.write, reverse=True):
+    heads = [h for h in records.heads.values() if not records.fenced(h)]
+    for head in sorted(heads, key=lambda h: h.write, reverse=True):
         try:
             restored = assemble(records, head)
         except (ValueError, KeyError, TypeError, orjson.JSONDecodeError) as exc:
