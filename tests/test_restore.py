@@ -305,12 +305,31 @@ def test_an_internal_error_quarantines_only_its_version(
     # Deterministic: the same run gives the same alert id.
     again = _run(Pipeline(plan), events)
     assert _of(again, "m") == _of(failing, "m")
-    # The quarantine is not state: a restored pipeline tries the version again.
-    restored = Pipeline(plan)
-    restored.restore(pipeline.to_state())
-    assert restored.quarantined == {} and M1 in restored.versions
+    # A restored pipeline (whole state or parts) tries the version again, and resolves
+    # the DriftlineInternalError alert, with the reason, with a deterministic id.
+    [firing] = [a for a in failing.alerts if a.labels["alertname"] == "DriftlineInternalError"]
+    resolved_ids = []
+    for restore in ("whole", "parts"):
+        restored = Pipeline(plan)
+        if restore == "whole":
+            resumed = restored.restore(pipeline.to_state())
+        else:
+            keys = [k for k, v in pipeline.versions.items() if v is not None]
+            parts = {k: pipeline.version_state(k) for k in keys}
+            resumed = restored.restore_parts(pipeline.head_state(), parts)
+        assert restored.quarantined == {} and M1 in restored.versions
+        [resolved] = resumed.alerts
+        assert resolved.status == "resolved" and resolved.fingerprint == firing.fingerprint
+        assert resolved.id != firing.id
+        data = orjson.loads(resolved.to_json())["data"]
+        assert data["annotations"]["resolved_reason"].startswith("quarantine left")
+        assert data["ends_at"] is not None
+        resolved_ids.append(resolved.id)
+    assert resolved_ids[0] == resolved_ids[1]
     monkeypatch.undo()
     assert restored.process(event_stream(10, first=20_000)).dead_letters == []
+    # Restoring the restored pipeline's state resolves nothing more.
+    assert Pipeline(plan).restore(restored.to_state()).alerts == []
     # The summary shows it.
     console = Console(file=io.StringIO(), width=200)
     print_summary(pipeline, console)
@@ -330,7 +349,8 @@ def test_a_version_failing_on_its_first_event_is_quarantined(
     output = pipeline.process(event_stream(10))
     assert [d.reason for d in output.dead_letters] == [DeadLetterReason.INTERNAL_ERROR] * 10
     assert len(output.alerts) == 1 and output.alerts[0].labels["model_id"] == "m"
-    assert pipeline.versions == {} and pipeline.quarantined == {M1: "ValueError: cannot build"}
+    assert pipeline.versions == {} and list(pipeline.quarantined) == [M1]
+    assert pipeline.quarantine_message(M1) == "ValueError: cannot build"
     later = pipeline.process(event_stream(5, first=10))
     assert later.alerts == [] and later.internal_errors == []  # the alert fires once
     assert len(later.dead_letters) == 5

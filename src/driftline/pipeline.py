@@ -25,12 +25,23 @@ from driftline.findings import Finding
 from driftline.monitor import STATE_VERSION as MONITOR_STATE_VERSION
 from driftline.monitor import ModelMonitor, profile_mismatch
 from driftline.plan import ModelKey, Plan, VersionPlan
-from driftline.policy.alerts import Alert, AlertPolicy, AlertWindow, internal_error_alert
+from driftline.policy.alerts import (
+    Alert,
+    AlertPolicy,
+    AlertWindow,
+    internal_error_alert,
+    resolved_without_window,
+)
 from driftline.policy.retrain import ProfileRef, RetrainPolicy, RetrainRequest
 from driftline.profile import ReferenceProfile
 from driftline.snapshot import PipelineSnapshot, VersionSnapshot
 
 STATE_VERSION = 1
+#: The ``resolved_reason`` of a DriftlineInternalError alert when its version is restored.
+QUARANTINE_LEFT = (
+    "quarantine left: the state was restored (restart or rebalance) and the version is "
+    "processed again; a new alert fires if the error happens again"
+)
 
 
 class StateError(ValueError):
@@ -219,8 +230,9 @@ class Pipeline:
         """The latest finding per model version and (feature, detector), for status pages."""
         self.changed: set[ModelKey] = set()
         """Monitored versions whose state changed since :meth:`take_changed`."""
-        self.quarantined: dict[ModelKey, str] = {}
-        """Versions stopped by an internal error, with its message (not checkpointed)."""
+        self.quarantined: dict[ModelKey, Alert] = {}
+        """Versions stopped by an internal error, with their firing DriftlineInternalError
+        alert (checkpointed in the head: a restore resolves it and tries them again)."""
 
     def process(self, payloads: Sequence[bytes]) -> PipelineOutput:
         """Run one batch through every model version it holds.
@@ -361,7 +373,6 @@ class Pipeline:
         so a restart restores it and tries the version again). The quarantine itself is
         not part of the state."""
         message = f"{type(exc).__name__}: {exc}"
-        self.quarantined[key] = message
         output.internal_errors.append((key, "".join(traceback.format_exception(exc))))
         timestamps = batch.timestamps
         alert = internal_error_alert(
@@ -374,7 +385,12 @@ class Pipeline:
             window=AlertWindow(float(timestamps.min()), float(timestamps.max()), len(batch)),
             runbook_url=self.plan.alerts.runbook_url,
         )
+        self.quarantined[key] = alert
         return int(batch.indices[0]), alert
+
+    def quarantine_message(self, key: ModelKey) -> str:
+        """The error that quarantined ``key``."""
+        return str(self.quarantined[key].event["data"]["evidence"]["error"])
 
     def _quarantined_letters(
         self,
@@ -390,7 +406,7 @@ class Pipeline:
         done = {d.index for d in dead_letters if d.index in rows}
         message = (
             f"model {key[0]!r} version {key[1]!r} is quarantined after an internal error "
-            f"({self.quarantined[key]}); it is tried again after a restart"
+            f"({self.quarantine_message(key)}); it is tried again after a restart"
         )
         reason = DeadLetterReason.INTERNAL_ERROR
         letters = [DeadLetter(i, reason, message, payloads[i]) for i in indices if i not in done]
@@ -460,8 +476,9 @@ class Pipeline:
             for k, v in self.versions.items()
             if v is not None
         ]
-        counters = self.counters.to_state()
-        return orjson.dumps({"version": STATE_VERSION, "versions": versions, "counters": counters})
+        return orjson.dumps(
+            {"version": STATE_VERSION, "versions": versions, **self._shared_state()}
+        )
 
     def restore(self, data: bytes) -> PipelineOutput:
         """Continue from :meth:`to_state`; later batches give what the original would have.
@@ -485,7 +502,7 @@ class Pipeline:
             raise
         except Exception as exc:
             raise StateError(None, f"{type(exc).__name__}: {exc}") from exc
-        return self._restore(versions, state.get("counters", {}))
+        return self._restore(versions, state.get("counters", {}), state.get("quarantines", []))
 
     # -- state in parts: one record per model version plus a small head ------------------
 
@@ -505,8 +522,15 @@ class Pipeline:
         """Everything but the versions' own states: the counters and which versions are
         monitored, in the order they were first seen."""
         monitored = [list(k) for k, v in self.versions.items() if v is not None]
-        counters = self.counters.to_state()
-        return orjson.dumps({"version": STATE_VERSION, "versions": monitored, "counters": counters})
+        state = {"version": STATE_VERSION, "versions": monitored, **self._shared_state()}
+        return orjson.dumps(state)
+
+    def _shared_state(self) -> dict[str, Any]:
+        """What :meth:`to_state` and :meth:`head_state` hold besides the versions."""
+        state: dict[str, Any] = {"counters": self.counters.to_state()}
+        if self.quarantined:  # only then: states without quarantines keep their bytes
+            state["quarantines"] = [alert.to_state() for alert in self.quarantined.values()]
+        return state
 
     def restore_parts(self, head: bytes, versions: Mapping[ModelKey, bytes]) -> PipelineOutput:
         """Continue from :meth:`head_state` and the :meth:`version_state` of every version
@@ -519,6 +543,7 @@ class Pipeline:
                 )
             keys = [(str(a), str(b)) for a, b in state["versions"]]
             counters = state["counters"]
+            quarantines = state.get("quarantines", [])
         except StateError:
             raise
         except Exception as exc:
@@ -534,9 +559,11 @@ class Pipeline:
                 parsed[key] = orjson.loads(versions[key])
             except orjson.JSONDecodeError as exc:
                 raise StateError(key, f"not JSON: {exc}") from exc
-        return self._restore(parsed, counters)
+        return self._restore(parsed, counters, quarantines)
 
-    def _restore(self, versions: Mapping[ModelKey, Any], counters: Any) -> PipelineOutput:
+    def _restore(
+        self, versions: Mapping[ModelKey, Any], counters: Any, quarantines: Any
+    ) -> PipelineOutput:
         restored: dict[ModelKey, _ModelVersion | None] = {}
         reset: set[ModelKey] = set()
         output = PipelineOutput()
@@ -555,6 +582,13 @@ class Pipeline:
             restored_counters = PipelineCounters.from_state(counters)
         except Exception as exc:
             raise StateError(None, f"counters: {type(exc).__name__}: {exc}") from exc
+        try:
+            # Quarantined versions are tried again: their alerts end here.
+            left = [Alert.from_state(a) for a in quarantines]
+        except Exception as exc:
+            raise StateError(None, f"quarantines: {type(exc).__name__}: {exc}") from exc
+        reason = QUARANTINE_LEFT
+        output.alerts.extend(resolved_without_window(a, reason, a.time) for a in left)
         self.versions = restored
         self.counters = restored_counters
         self.quarantined = {}

@@ -43,7 +43,11 @@ def print_summary(pipeline: Pipeline, console: Console) -> None:
         for column in ("model", "version", "dead-lettered events", "error"):
             quarantine.add_column(column)
         for key in sorted(set(pipeline.quarantined) | set(counters.quarantined)):
-            error = pipeline.quarantined.get(key, "(before a restart)")
+            error = (
+                pipeline.quarantine_message(key)
+                if key in pipeline.quarantined
+                else "(before a restart)"
+            )
             quarantine.add_row(key[0], key[1], f"{counters.quarantined[key]:,}", error)
         console.print(quarantine)
 

@@ -419,25 +419,7 @@ class AlertPolicy:
             if firing is None:
                 continue
             ends_at = max(time, firing.time)
-            alert_id = deterministic_id(firing.fingerprint, "resolved", "reset", firing.id)
-            data = _json_copy(firing.event["data"])
-            annotations = data["annotations"]
-            annotations["summary"] = f"Resolved (state reset): {annotations['summary']}"
-            annotations["resolved_reason"] = f"state reset: {reason}"
-            data.update(status="resolved", ends_at=format_time(ends_at))
-            event = {**_json_copy(firing.event), "id": alert_id, "data": data}
-            event["time"] = format_time(ends_at)
-            resolved.append(
-                replace(
-                    firing,
-                    id=alert_id,
-                    status="resolved",
-                    ends_at=ends_at,
-                    time=ends_at,
-                    transition="reset",
-                    event=event,
-                )
-            )
+            resolved.append(resolved_without_window(firing, f"state reset: {reason}", ends_at))
             state.firing = None
             state.resolved_at = ends_at
         return resolved
@@ -656,6 +638,30 @@ def _json_copy(value: Mapping[str, Any]) -> dict[str, Any]:
     return copied
 
 
+def resolved_without_window(firing: Alert, reason: str, ends_at: float) -> Alert:
+    """The ``resolved`` event of ``firing`` when no window resolves it: its state was
+    reset, or its version leaves quarantine. ``reason`` is the ``resolved_reason``
+    annotation. The id derives from the firing event's id, so resolving the same alert
+    again gives the same id."""
+    alert_id = deterministic_id(firing.fingerprint, "resolved", "reset", firing.id)
+    data = _json_copy(firing.event["data"])
+    annotations = data["annotations"]
+    annotations["summary"] = f"Resolved ({reason.split(':')[0]}): {annotations['summary']}"
+    annotations["resolved_reason"] = reason
+    data.update(status="resolved", ends_at=format_time(ends_at))
+    event = {**_json_copy(firing.event), "id": alert_id, "data": data}
+    event["time"] = format_time(ends_at)
+    return replace(
+        firing,
+        id=alert_id,
+        status="resolved",
+        ends_at=ends_at,
+        time=ends_at,
+        transition="reset",
+        event=event,
+    )
+
+
 INTERNAL_ERROR_ALERT = "DriftlineInternalError"
 INTERNAL_FEATURE = "__internal__"
 
@@ -696,7 +702,8 @@ def internal_error_alert(
         "description": (
             f"An unexpected error while processing the events of {model_id} version "
             f"{model_version}: {message}. The version is quarantined: its events are "
-            "dead-lettered (reason internal_error) until driftline restarts; other versions "
+            "dead-lettered (reason internal_error) until its state is restored (restart or "
+            "rebalance), when it is tried again and this alert resolves; other versions "
             "are unaffected. The service log has the traceback."
         ),
     }
