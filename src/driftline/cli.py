@@ -73,6 +73,14 @@ def _parser() -> argparse.ArgumentParser:
     run_replay.add_argument("--dead-letters-out", type=Path)
     run_replay.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
 
+    report = commands.add_parser(
+        "report", help="replay events and draw their drift as one self-contained HTML page"
+    )
+    report.add_argument("events", type=Path, help="JSONL file, one prediction event a line")
+    report.add_argument("--config", "-c", type=Path, required=True)
+    report.add_argument("--output", "-o", type=Path, required=True, help="HTML file to write")
+    report.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
+
     run = commands.add_parser("run", help="run the monitor on Kafka (see README, Production)")
     run.add_argument("--config", "-c", type=Path, required=True)
 
@@ -143,6 +151,28 @@ def _cmd_replay(args: argparse.Namespace, console: Console) -> int:
         assert alerts is not None
         replay(pipeline, args.events, ReplaySinks(alerts, retrain, dead), args.batch_size)
     print_summary(pipeline, console)
+    return EXIT_OK
+
+
+def _cmd_report(args: argparse.Namespace, console: Console) -> int:
+    from datetime import UTC, datetime
+
+    from driftline.report.offline import report_page
+
+    if args.batch_size <= 0:
+        raise ConfigError("--batch-size: must be a positive number")
+    settings = load_settings(args.config)
+    if not args.events.is_file():
+        raise ConfigError(f"{args.events}: no such events file")
+    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    page = report_page(
+        settings,
+        args.events,
+        generated=f"generated {now} by driftline {__version__} from {args.events}",
+        batch_size=args.batch_size,
+    )
+    args.output.write_text(page, encoding="utf-8")
+    console.print(f"drift report -> {args.output} ({len(page) / 1e6:.1f} MB)")
     return EXIT_OK
 
 
@@ -288,6 +318,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handlers = {
         "profile": _cmd_profile_build,
         "replay": _cmd_replay,
+        "report": _cmd_report,
         "config": _cmd_config_check,
         "run": _cmd_run,
         "topics": _cmd_topics_create,

@@ -167,6 +167,14 @@ class HttpSettings(_Strict):
         return v
 
 
+class ReportSettings(_Strict):
+    """The drift report (``driftline report``, ``GET /v1/report/...``)."""
+
+    history_windows: int = Field(500, gt=0, le=100_000)
+    """Closed windows of statistics kept per (model version, feature, detector), newest
+    first; older ones drop out of the report (bounds the service's memory)."""
+
+
 class LoggingSettings(_Strict):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     json_lines: bool = False
@@ -279,6 +287,7 @@ class Settings(_Strict):
     kafka: KafkaSettings = KafkaSettings()
     checkpoint: CheckpointSettings = CheckpointSettings()
     http: HttpSettings = HttpSettings()
+    report: ReportSettings = ReportSettings()
     logging: LoggingSettings = LoggingSettings()
 
     @field_validator("detectors")

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from driftline.detectors.catalog import DETECTORS, STREAM_DETECTORS
+from driftline.detectors.closed_window import ClosedWindow, FeatureDistribution
 from driftline.detectors.feature_window import (
     CoarseWindow,
     FeatureWindow,
@@ -136,6 +137,9 @@ class ModelMonitor:
         self.window_key = -(2**62)
         self.warmup = plan.new_warmup()
         """What the reference profile needs from the warm-up rows so far (bounded)."""
+        self.last_window: ClosedWindow | None = None
+        """Each feature's distribution in the last closed window (for pictures; not part of
+        the state: ``None`` until a window closes, also after a restore)."""
         if profile is not None:
             self._use_profile(profile)
 
@@ -332,6 +336,7 @@ class ModelMonitor:
             self.window_event_id,
         )
         findings: list[Finding] = []
+        distributions: dict[str, FeatureDistribution] = {}
         for name, window in self.windows.items():
             if isinstance(window, NumericWindow):
                 stats = window.evaluate(rows, coarse.get(window))
@@ -355,7 +360,9 @@ class ModelMonitor:
                 )
                 for s in stats
             )
+            distributions[name] = window.distribution(rows)
             window.reset()
+        self.last_window = ClosedWindow(start, end, rows, sequence, distributions)
         self.window_rows = 0
         return findings
 

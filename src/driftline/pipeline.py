@@ -34,7 +34,7 @@ from driftline.policy.alerts import (
 )
 from driftline.policy.retrain import ProfileRef, RetrainPolicy, RetrainRequest
 from driftline.profile import ReferenceProfile
-from driftline.snapshot import PipelineSnapshot, VersionSnapshot
+from driftline.snapshot import PipelineSnapshot, VersionSnapshot, VersionView
 
 STATE_VERSION = 1
 #: The ``resolved_reason`` of a DriftlineInternalError alert when its version is restored.
@@ -66,6 +66,8 @@ class PipelineOutput:
     internal_errors: list[tuple[ModelKey, str]] = field(default_factory=list)
     """Model versions quarantined by this batch, with the traceback of the exception
     (the shell logs it; the core does not log)."""
+    findings: list[Finding] = field(default_factory=list)
+    """Every finding of the windows the batch closed (the statistics over time)."""
 
 
 @dataclass(slots=True)
@@ -310,6 +312,7 @@ class Pipeline:
             if key not in failed:
                 self.counters.events[key] += n
         output = PipelineOutput(latest_event_time=latest)
+        output.findings = [finding for _, key, finding in found if key not in failed]
         internal: list[tuple[int, Alert]] = []
         for key, error in failures:
             internal.append(self._quarantine(key, batches[key], sequences[key], error, output))
@@ -604,15 +607,7 @@ class Pipeline:
     def snapshot(self) -> PipelineSnapshot:
         """A read-only copy of what status pages and metrics show (see driftline.snapshot)."""
         versions = tuple(
-            VersionSnapshot(
-                model_id=key[0],
-                model_version=key[1],
-                warming_up=version.monitor.warming_up,
-                events=version.monitor.sequence,
-                profile_id=version.profile_ref().profile_id,
-                monitored_features=tuple(sorted(version.monitor.windows)),
-                firing=tuple(version.alerts.firing()),
-            )
+            _version_snapshot(key, version)
             for key, version in self.versions.items()
             if version is not None
         )
@@ -626,6 +621,35 @@ class Pipeline:
             events=dict(self.counters.events),
             dead_letters=dict(self.counters.dead_letters),
         )
+
+    def version_view(self, key: ModelKey) -> VersionView | None:
+        """What a drift report shows of a monitored version (``None``: not monitored)."""
+        version = self.versions.get(key)
+        if version is None:
+            return None
+        monitor = version.monitor
+        pairs = sorted(monitor.monitored())
+        return VersionView(
+            version=_version_snapshot(key, version),
+            profile=monitor.profile,
+            kinds=dict(monitor.kinds),
+            thresholds={pair: version.plan.thresholds(*pair) for pair in pairs},
+            latest=tuple(f for _, f in sorted(self.latest.get(key, {}).items())),
+            last_window=monitor.last_window,
+            quarantined=self.quarantine_message(key) if key in self.quarantined else None,
+        )
+
+
+def _version_snapshot(key: ModelKey, version: _ModelVersion) -> VersionSnapshot:
+    return VersionSnapshot(
+        model_id=key[0],
+        model_version=key[1],
+        warming_up=version.monitor.warming_up,
+        events=version.monitor.sequence,
+        profile_id=version.profile_ref().profile_id,
+        monitored_features=tuple(sorted(version.monitor.windows)),
+        firing=tuple(version.alerts.firing()),
+    )
 
 
 def _too_many_models(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -94,9 +94,14 @@ def write_output(output: PipelineOutput, numbers: list[int], sinks: ReplaySinks)
 
 
 def replay(
-    pipeline: Pipeline, events: Path, sinks: ReplaySinks, batch_size: int = DEFAULT_BATCH_SIZE
+    pipeline: Pipeline,
+    events: Path,
+    sinks: ReplaySinks,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    observe: Callable[[PipelineOutput], None] | None = None,
 ) -> PipelineCounters:
-    """Run every event of ``events`` through ``pipeline`` in order, writing outputs to sinks."""
+    """Run every event of ``events`` through ``pipeline`` in order, writing outputs to sinks
+    (and handing each batch's output to ``observe``, when given)."""
     with events.open("rb") as source:
         for numbers, lines in read_batches(source, batch_size):
             output = pipeline.process(lines)
@@ -109,4 +114,6 @@ def replay(
                     trace,
                 )
             write_output(output, numbers, sinks)
+            if observe is not None:
+                observe(output)
     return pipeline.counters

@@ -10,9 +10,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from driftline.detectors.closed_window import ClosedWindow
 from driftline.findings import Finding
 from driftline.plan import ModelKey
-from driftline.policy.alerts import Alert
+from driftline.policy.alerts import Alert, Thresholds
+from driftline.profile import FeatureKind, ReferenceProfile
 
 """(model_id, model_version)."""
 
@@ -51,3 +53,24 @@ class PipelineSnapshot:
     its state)."""
     dead_letters: Mapping[str, int]
     """Dead letters per reason since the pipeline's first event."""
+
+
+@dataclass(frozen=True, slots=True)
+class VersionView:
+    """What a drift report shows of one monitored model version (:meth:`Pipeline.version_view
+    <driftline.pipeline.Pipeline.version_view>`), beyond its :class:`VersionSnapshot`."""
+
+    version: VersionSnapshot
+    profile: ReferenceProfile | None
+    """The reference (configured or learned); ``None`` while warming up."""
+    kinds: Mapping[str, FeatureKind]
+    """Kind of every monitored feature."""
+    thresholds: Mapping[tuple[str, str], Thresholds]
+    """The thresholds of every monitored (feature, detector)."""
+    latest: tuple[Finding, ...]
+    """The latest finding per (feature, detector), sorted by them."""
+    last_window: ClosedWindow | None
+    """Each feature's distribution in the last closed window (``None`` before the first
+    close after a start or restore)."""
+    quarantined: str | None
+    """The internal error that stopped the version, if one did."""

@@ -20,6 +20,7 @@ from driftline.detectors.base import (
     Statistic,
 )
 from driftline.detectors.catalog import DETECTORS, STREAM_DETECTORS
+from driftline.detectors.closed_window import CategoryDistribution, NumericDistribution
 from driftline.detectors.distribution import psi_against_rows
 from driftline.detectors.reference import (
     CoarseWindow,
@@ -166,6 +167,20 @@ class NumericWindow:
             coarse,
         )
 
+    def distribution(self, rows: int) -> NumericDistribution:
+        """The window's values next to the reference's, closed after ``rows`` events."""
+        reference = self.reference
+        bins = self.bins
+        return NumericDistribution(
+            edges=reference.window_edges,
+            reference=reference.window_reference_counts,
+            current=bins.counts,
+            reference_missing_rate=reference.missing_rate,
+            missing=bins.missing - self.violations,
+            violations=self.violations,
+            rows=rows,
+        )
+
     def reset(self) -> None:
         self.bins.clear()
         self.violations = 0
@@ -237,6 +252,20 @@ class CategoryWindow:
             missing=counts.missing - self.violations,
             violations=self.violations,
             reference_missing_rate=self.reference_missing_rate,
+        )
+
+    def distribution(self, rows: int) -> CategoryDistribution:
+        """The window's categories next to the reference's, closed after ``rows`` events."""
+        counts = self.counts
+        return CategoryDistribution(
+            categories=tuple(self.categories),
+            reference=self.reference_counts,
+            current=np.array([*counts.counts, counts.other], dtype=np.int64),
+            unseen=counts.unseen,
+            reference_missing_rate=self.reference_missing_rate,
+            missing=counts.missing - self.violations,
+            violations=self.violations,
+            rows=rows,
         )
 
     def reset(self) -> None:

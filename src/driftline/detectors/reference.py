@@ -50,6 +50,11 @@ class NumericReference:
         self.coarse_smoothed = smoothed_shares(self.coarse_counts)
         self.coarse_edges_rounded: list[float] = np.round(self.coarse_edges, 6).tolist()
         self.coarse_shares = shares(self.coarse_counts)
+        # The reference on the window's bins (for pictures): each inner window bin is the
+        # in-range part of one percentile bin; nothing of the reference is out of range.
+        on_window = self.fine_counts[np.minimum(self.fine_of_window, len(self.fine_counts) - 1)]
+        on_window[0] = on_window[-1] = 0
+        self.window_reference_counts: Counts = on_window
 
     def fine(self, window: Counts) -> Counts:
         """Window counts folded onto the reference's percentile bins."""

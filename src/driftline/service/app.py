@@ -39,7 +39,9 @@ from aiokafka.structs import OffsetAndMetadata
 
 from driftline.config import Settings
 from driftline.pipeline import Pipeline, PipelineOutput, StateError
-from driftline.plan import Plan
+from driftline.plan import ModelKey, Plan
+from driftline.report.history import FindingHistory
+from driftline.report.model import VersionReport, version_report
 from driftline.service.checkpointer import CheckpointWriter
 from driftline.service.checkpoints import (
     Fence,
@@ -165,6 +167,8 @@ class MonitorService:
         """Last answer of the broker-health probe (metadata request with a short timeout)."""
         self.publisher: Publisher | None = None
         self.checkpoints: CheckpointWriter | None = None
+        self.history = FindingHistory(settings.report.history_windows)
+        """Statistics per closed window and alert episodes, for the live drift report."""
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -240,6 +244,14 @@ class MonitorService:
             ),
         )
 
+    def version_report(self, key: ModelKey) -> VersionReport | None:
+        """The drift report of a version an assigned partition monitors, else ``None``."""
+        for part in self.partitions.values():
+            view = part.pipeline.version_view(key)
+            if view is not None:
+                return version_report(view, self.history.of(key))
+        return None
+
     async def _next_batch(self, stop: asyncio.Event) -> Batch:
         assert self.reader is not None
         fetch = asyncio.ensure_future(
@@ -278,6 +290,7 @@ class MonitorService:
                 continue
             consumed_at = self.wall_clock()
             output = part.pipeline.process([b"" if r.value is None else r.value for r in records])
+            self.history.observe(output)
             for (model_id, model_version), trace in output.internal_errors:
                 log.error(
                     "%s[%d]: model %s version %s quarantined (its events become dead letters, "
@@ -408,10 +421,12 @@ class MonitorService:
                 if output is not None:
                     # What the restore resolved (alerts of versions whose state was reset).
                     outgoing += self._outputs(tp, [], output)
+                    self.history.observe(output)
                 parts.append(part)
             await self._send_acked(outgoing)
             for part in parts:
                 self.partitions[part.topic_partition] = part
+            self.history.retain({k for p in self.partitions.values() for k in p.pipeline.versions})
             self.assigned_once = True
         finally:
             self.restoring = False

@@ -1,4 +1,5 @@
-"""One HTTP port: ``/metrics``, ``/healthz``, ``/readyz`` and ``/v1/status``.
+"""One HTTP port: ``/metrics``, ``/healthz``, ``/readyz``, ``/v1/status`` and the live drift
+report ``/v1/report/<model_id>/<model_version>`` (HTML, see :mod:`driftline.report`).
 
 With ``http.token`` set, every request but ``/healthz`` and ``/metrics`` needs the header
 ``Authorization: Bearer <token>``; without it, or with another token, the answer is 401 with
@@ -8,14 +9,19 @@ a ``WWW-Authenticate: Bearer`` challenge. Tokens are compared in constant time.
 from __future__ import annotations
 
 import hmac
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from driftline import __version__
 from driftline.cloudevents import format_time
 from driftline.config import Settings
+from driftline.plan import ModelKey
+from driftline.report.html import render
+from driftline.report.model import VersionReport, drift_report
 from driftline.service.metrics import ServiceMetrics
 from driftline.service.snapshot import ServiceSnapshot
 
@@ -33,6 +39,8 @@ class Served(Protocol):
     def ready(self) -> bool: ...
 
     def snapshot(self) -> ServiceSnapshot: ...
+
+    def version_report(self, key: ModelKey) -> VersionReport | None: ...
 
 
 def status(snapshot: ServiceSnapshot) -> dict[str, Any]:
@@ -125,6 +133,28 @@ def make_app(service: Served) -> web.Application:
     async def status_page(_: web.Request) -> web.Response:
         return web.json_response(status(service.snapshot()))
 
+    async def report_page(request: web.Request) -> web.Response:
+        key = (request.match_info["model_id"], request.match_info["model_version"])
+        report = service.version_report(key)
+        if report is None:
+            detail = (
+                f"model {key[0]!r} version {key[1]!r} is not monitored by this instance "
+                "(unknown, not configured, or its partition is assigned to another instance)"
+            )
+            return web.json_response({"error": "not_found", "detail": detail}, status=404)
+        now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+        page = render(
+            drift_report([report]),
+            title=f"driftline drift report: {key[0]} version {key[1]}",
+            generated=f"live from driftline {__version__} ({service.settings.deployment}), "
+            f"{now}: reload for the latest state",
+            note=f"statistics of the last {service.settings.report.history_windows:,} closed "
+            "windows since this instance started (at most)",
+        )
+        response = web.Response(text=page, content_type="text/html")
+        response.enable_compression()
+        return response
+
     token = service.settings.http.token
     guards = [] if token is None else [bearer_guard(token.get_secret_value())]
     app = web.Application(middlewares=guards)
@@ -132,6 +162,7 @@ def make_app(service: Served) -> web.Application:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/v1/status", status_page)
+    app.router.add_get("/v1/report/{model_id}/{model_version}", report_page)
     return app
 
 
