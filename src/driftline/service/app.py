@@ -30,7 +30,7 @@ import os
 import secrets
 import signal
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
@@ -60,7 +60,15 @@ from driftline.service.checkpoints import (
 )
 from driftline.service.kafka_clients import connection_options, make_consumer, make_producer
 from driftline.service.metrics import ServiceMetrics
-from driftline.service.records import Batch, InputRecord, RecordReader
+from driftline.service.records import (
+    CLOUDEVENT_HEADERS,
+    Batch,
+    InputRecord,
+    RecordReader,
+    Rejected,
+    dead_letter_headers,
+    split_records,
+)
 from driftline.service.snapshot import PartitionSnapshot, ServiceSnapshot
 from driftline.service.topics import check_topics
 
@@ -319,7 +327,9 @@ class MonitorService:
         """Run each partition's records through its pipeline, then publish every output of
         the batch at once and wait for all acknowledgements (one round trip per batch, not
         per partition); only then do the partitions' offsets advance."""
-        done: list[tuple[PartitionState, list[InputRecord], PipelineOutput, float]] = []
+        done: list[
+            tuple[PartitionState, list[InputRecord], PipelineOutput, list[Rejected], float]
+        ] = []
         outgoing: list[OutgoingRecord] = []
         for tp, records in batch.items():
             part = self.partitions.get(tp)
@@ -335,7 +345,9 @@ class MonitorService:
             if not records:
                 continue
             consumed_at = self.wall_clock()
-            output = part.pipeline.process([b"" if r.value is None else r.value for r in records])
+            split = split_records(records)
+            output = part.pipeline.process(split.values)
+            part.pipeline.count_rejected(r.reason for r in split.rejected)
             for (model_id, model_version), trace in output.internal_errors:
                 log.error(
                     "%s[%d]: model %s version %s quarantined (its events become dead letters, "
@@ -345,10 +357,10 @@ class MonitorService:
                     model_version,
                     trace,
                 )
-            outgoing += self._outputs(tp, records, output)
-            done.append((part, records, output, consumed_at))
+            outgoing += self._outputs(tp, split.events, output, split.rejected)
+            done.append((part, records, output, split.rejected, consumed_at))
         await self._send_acked(outgoing)
-        for part, records, output, consumed_at in done:
+        for part, records, output, rejected, consumed_at in done:
             part.next_offset = records[-1].offset + 1
             part.events_since_checkpoint += len(records)
             self.metrics.batch_processed(
@@ -356,6 +368,7 @@ class MonitorService:
                 len(records),
                 output,
                 consumed_at=consumed_at,
+                rejected=[r.reason for r in rejected],
             )
 
     async def _rewind(self, part: PartitionState) -> None:
@@ -371,29 +384,40 @@ class MonitorService:
             await self.consumer.seek_to_beginning(tp)
 
     def _outputs(
-        self, tp: TopicPartition, records: list[InputRecord], output: PipelineOutput
+        self,
+        tp: TopicPartition,
+        events: list[InputRecord],
+        output: PipelineOutput,
+        rejected: Sequence[Rejected] = (),
     ) -> list[OutgoingRecord]:
-        """The records to produce for one partition's output: dead letters (with their
-        source in headers), alerts keyed by fingerprint, retrain requests by model."""
+        """The records to produce for one partition's output: dead letters in input order
+        (the records rejected before decoding and those the pipeline rejected, their source
+        in headers), alerts keyed by fingerprint, retrain requests by model (CloudEvents in
+        structured mode: the ``content-type`` header)."""
         kafka = self.settings.kafka
-        outgoing = []
+        letters = [
+            (r.record, dead_letter_headers(tp, r.record, r.reason, r.message)) for r in rejected
+        ]
         for dead in output.dead_letters:
-            record = records[dead.index]
-            headers = [
-                ("driftline.reason", dead.reason.value.encode()),
-                ("driftline.message", dead.message.encode()),
-                ("driftline.source.topic", tp.topic.encode()),
-                ("driftline.source.partition", str(tp.partition).encode()),
-                ("driftline.source.offset", str(record.offset).encode()),
-            ]
-            outgoing.append(
-                OutgoingRecord(kafka.dead_letter_topic, dead.payload, record.key, headers)
-            )
+            record = events[dead.index]
+            letters.append((record, dead_letter_headers(tp, record, dead.reason, dead.message)))
+        if rejected and output.dead_letters:
+            letters.sort(key=lambda letter: letter[0].offset)
+        outgoing = [
+            OutgoingRecord(kafka.dead_letter_topic, record.value, record.key, headers)
+            for record, headers in letters
+        ]
         for alert in output.alerts:
-            outgoing.append(OutgoingRecord(kafka.alerts_topic, alert.to_json(), alert.key.encode()))
+            outgoing.append(
+                OutgoingRecord(
+                    kafka.alerts_topic, alert.to_json(), alert.key.encode(), CLOUDEVENT_HEADERS
+                )
+            )
         for request in output.retrain_requests:
             outgoing.append(
-                OutgoingRecord(kafka.retrain_topic, request.to_json(), request.key.encode())
+                OutgoingRecord(
+                    kafka.retrain_topic, request.to_json(), request.key.encode(), CLOUDEVENT_HEADERS
+                )
             )
         return outgoing
 
