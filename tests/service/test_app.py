@@ -23,6 +23,7 @@ from driftline.planning import build_plan
 from driftline.service.app import FatalKafkaError, KafkaClients, MonitorService
 from driftline.service.checkpoints import Head, PartitionRecords, decode_record, select
 from driftline.service.metrics import ServiceMetrics
+from driftline.service.records import UndecodableBatch
 
 INPUT = "in"
 TP = TopicPartition(INPUT, 0)
@@ -41,7 +42,8 @@ class Record:
 class Broker:
     """The input partition, the acknowledged output records and one timeline of actions."""
 
-    inputs: list[bytes] = field(default_factory=list)
+    inputs: list[Any] = field(default_factory=list)
+    """Values (bytes, or None: a tombstone), or records given whole (an UndecodableBatch)."""
     acked: list[tuple[str, bytes | None, bytes, dict[str, bytes]]] = field(default_factory=list)
     timeline: list[tuple[Any, ...]] = field(default_factory=list)
     committed: dict[TopicPartition, int] = field(default_factory=dict)
@@ -177,7 +179,7 @@ class FakeConsumer:
             await asyncio.sleep(0.005)
             return {}
         self.position = start + len(values)
-        return {TP: [Record(start + i, None, v) for i, v in enumerate(values)]}
+        return {TP: [_record(start + i, v) for i, v in enumerate(values)]}
 
     def seek(self, tp: TopicPartition, offset: int) -> None:
         self.position = offset
@@ -195,6 +197,10 @@ class FakeConsumer:
 
     def highwater(self, tp: TopicPartition) -> int:
         return len(self.broker.inputs)
+
+
+def _record(offset: int, value: Any) -> Any:
+    return Record(offset, None, value) if value is None or isinstance(value, bytes) else value
 
 
 class FakeStateReader:
@@ -463,5 +469,38 @@ def test_a_restart_resumes_at_the_checkpoint_and_redoes_only_what_it_does_not_co
         redone = [e[2] for e in broker.timeline if e[:2] == ("send", DEAD)]
         assert redone == [3, 4, 5]
         assert second.service.partitions == {}
+
+    _run(test)
+
+
+def test_tombstones_and_undecodable_batches_are_dead_letters_and_the_offsets_pass_them() -> None:
+    async def test() -> None:
+        undecodable = UndecodableBatch(2, 2, "UnsupportedCodecError: lz4")
+        broker = Broker(inputs=[b"not json", None, undecodable, b"", b"{}", None])
+        h = await _start(broker, interval_events=6)
+        await h.until(lambda: broker.commits() == [6], "the commit past every record")
+        await h.finish()
+        dead = [(value, headers) for topic, _, value, headers in broker.acked if topic == DEAD]
+        assert [(v, h["driftline.reason"], int(h["driftline.source.offset"])) for v, h in dead] == [
+            (b"not json", b"invalid_json", 0),
+            (None, b"null_value", 1),
+            (None, b"undecodable_record", 2),
+            (b"", b"invalid_json", 3),
+            (b"{}", b"missing_field", 4),
+            (None, b"null_value", 5),
+        ]
+        assert dead[2][1]["driftline.source.last_offset"] == b"2"
+        assert dead[2][1]["driftline.message"] == b"UnsupportedCodecError: lz4"
+        assert all("content-type" not in headers for _, headers in dead)
+        [head] = _heads(broker)
+        restored = Pipeline(build_plan(_settings(6), {}))
+        _restore_latest(restored, broker)
+        assert restored.counters.dead_letters == {
+            "invalid_json": 2,
+            "missing_field": 1,
+            "null_value": 2,
+            "undecodable_record": 1,
+        }
+        assert head.next_offset == 6
 
     _run(test)
