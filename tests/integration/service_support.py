@@ -197,10 +197,16 @@ def committed_total(deployment: Deployment) -> int:
 class ServiceProcess:
     """`python -m driftline run --config FILE` as a child process."""
 
-    def __init__(self, deployment: Deployment, log_name: str = "service") -> None:
+    def __init__(
+        self,
+        deployment: Deployment,
+        log_name: str = "service",
+        env: dict[str, str] | None = None,
+    ) -> None:
+        """``env``: environment variables to set on top of this process's."""
         self.log = deployment.root / f"{log_name}.log"
         self.handle = self.log.open("wb")
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "driftline", "run", "--config", str(deployment.config)],
             stdout=self.handle,

@@ -44,6 +44,8 @@ class Broker:
 
     inputs: list[Any] = field(default_factory=list)
     """Values (bytes, or None: a tombstone), or records given whole (an UndecodableBatch)."""
+    keys: dict[int, bytes] = field(default_factory=dict)
+    """Keys of input records by offset (default: none)."""
     acked: list[tuple[str, bytes | None, bytes, dict[str, bytes]]] = field(default_factory=list)
     timeline: list[tuple[Any, ...]] = field(default_factory=list)
     committed: dict[TopicPartition, int] = field(default_factory=dict)
@@ -81,6 +83,7 @@ class FakeProducer:
         key: bytes | None = None,
         headers: list[tuple[str, bytes]] | None = None,
     ) -> asyncio.Future[object]:
+        assert value is not None or key is not None, "Need at least one: key or value"  # aiokafka
         future: asyncio.Future[object] = asyncio.get_running_loop().create_future()
         record = (topic, key, value, dict(headers or []))
         self.broker.timeline.append(("send", *_label(record)))
@@ -179,7 +182,8 @@ class FakeConsumer:
             await asyncio.sleep(0.005)
             return {}
         self.position = start + len(values)
-        return {TP: [_record(start + i, v) for i, v in enumerate(values)]}
+        keys = self.broker.keys
+        return {TP: [_record(start + i, keys.get(start + i), v) for i, v in enumerate(values)]}
 
     def seek(self, tp: TopicPartition, offset: int) -> None:
         self.position = offset
@@ -199,8 +203,8 @@ class FakeConsumer:
         return len(self.broker.inputs)
 
 
-def _record(offset: int, value: Any) -> Any:
-    return Record(offset, None, value) if value is None or isinstance(value, bytes) else value
+def _record(offset: int, key: bytes | None, value: Any) -> Any:
+    return Record(offset, key, value) if value is None or isinstance(value, bytes) else value
 
 
 class FakeStateReader:
@@ -477,14 +481,18 @@ def test_tombstones_and_undecodable_batches_are_dead_letters_and_the_offsets_pas
     async def test() -> None:
         undecodable = UndecodableBatch(2, 2, "UnsupportedCodecError: lz4")
         broker = Broker(inputs=[b"not json", None, undecodable, b"", b"{}", None])
+        broker.keys = {1: b"k1", 5: b"k5"}
         h = await _start(broker, interval_events=6)
         await h.until(lambda: broker.commits() == [6], "the commit past every record")
         await h.finish()
-        dead = [(value, headers) for topic, _, value, headers in broker.acked if topic == DEAD]
+        dead = [(v, h) for topic, _, v, h in broker.acked if topic == DEAD]
+        assert [k for topic, k, _, _ in broker.acked if topic == DEAD] == [
+            *(None, b"k1", None, None, None, b"k5")
+        ]
         assert [(v, h["driftline.reason"], int(h["driftline.source.offset"])) for v, h in dead] == [
             (b"not json", b"invalid_json", 0),
             (None, b"null_value", 1),
-            (None, b"undecodable_record", 2),
+            (b"", b"undecodable_record", 2),  # no key either: empty, not null
             (b"", b"invalid_json", 3),
             (b"{}", b"missing_field", 4),
             (None, b"null_value", 5),

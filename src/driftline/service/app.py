@@ -67,6 +67,7 @@ from driftline.service.records import (
     RecordReader,
     Rejected,
     dead_letter_headers,
+    dead_letter_value,
     split_records,
 )
 from driftline.service.snapshot import PartitionSnapshot, ServiceSnapshot
@@ -404,7 +405,7 @@ class MonitorService:
         if rejected and output.dead_letters:
             letters.sort(key=lambda letter: letter[0].offset)
         outgoing = [
-            OutgoingRecord(kafka.dead_letter_topic, record.value, record.key, headers)
+            OutgoingRecord(kafka.dead_letter_topic, dead_letter_value(record), record.key, headers)
             for record, headers in letters
         ]
         for alert in output.alerts:

@@ -123,6 +123,19 @@ def split_records(records: list[InputRecord]) -> SplitRecords:
 CLOUDEVENT_HEADERS = [("content-type", KAFKA_CONTENT_TYPE.encode())]
 
 
+def dead_letter_value(record: InputRecord) -> bytes | None:
+    """A dead letter's value: the input record's value unchanged (null stays null), but
+    empty when the record has no key either (an undecodable batch, a keyless tombstone):
+    Kafka producers refuse a record with neither (the reason header tells them apart).
+
+    >>> dead_letter_value(UndecodableBatch(1, 1, "x"))
+    b''
+    """
+    if record.value is None and record.key is None:
+        return b""
+    return record.value
+
+
 def dead_letter_headers(
     tp: TopicPartition, record: InputRecord, reason: DeadLetterReason, message: str
 ) -> list[tuple[str, bytes]]:
