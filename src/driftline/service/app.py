@@ -18,8 +18,11 @@ refused because the group rebalanced is logged (the acknowledged checkpoint is w
 next owner resumes from). A background probe asks the cluster for metadata every second
 and readiness follows its answer. Only errors retrying cannot fix (authorization,
 authentication, a record too large) stop the service, as :class:`FatalKafkaError`.
-Rebalance callbacks (run by aiokafka's coordinator task) and batch processing take turns
-under one lock, so a partition is never checkpointed in the middle of a batch.
+Input records without a value (tombstones) and record batches the consumer cannot decode
+(see :mod:`driftline.service.records`) become dead letters like invalid events: a poison
+batch never stops the service. Rebalance callbacks (run by aiokafka's coordinator task) and
+batch processing take turns under one lock, so a partition is never checkpointed in the
+middle of a batch.
 """
 
 from __future__ import annotations
