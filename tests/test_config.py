@@ -104,3 +104,11 @@ def test_sasl_needs_credentials_and_secrets_are_masked(capsys: pytest.CaptureFix
     assert secret not in str(settings.model_dump())
     password = settings.kafka.security.sasl_password
     assert password is not None and password.get_secret_value() == secret
+
+
+def test_kafka_compression_type_defaults_to_none_and_names_the_key_when_wrong() -> None:
+    assert parse_settings({}).kafka.compression_type == "none"
+    assert parse_settings({"kafka": {"compression_type": "zstd"}}).kafka.compression_type == "zstd"
+    with pytest.raises(ConfigError, match=r"kafka\.compression_type") as info:
+        parse_settings({"kafka": {"compression_type": "brotli"}})
+    assert "lz4" in str(info.value)  # the allowed values are listed

@@ -257,7 +257,10 @@ def test_every_reason_code_has_a_case() -> None:
     covered = {case[2] for case in REJECTIONS} | {R.PAYLOAD_TOO_LARGE, R.TOO_MANY_FEATURES}
     pipeline_limits = {R.TOO_MANY_MODELS, R.TOO_MANY_WARMUP_FEATURES}  # tests/test_limits.py
     quarantine = {R.INTERNAL_ERROR}  # tests/test_restore.py
-    assert covered | pipeline_limits | quarantine == set(DeadLetterReason)
+    # tests/service/test_app.py, tests/service/test_undecodable_batches.py, and against a
+    # broker tests/integration/test_kafka_clients.py
+    kafka_shell = {R.NULL_VALUE, R.UNDECODABLE_RECORD}
+    assert covered | pipeline_limits | quarantine | kafka_shell == set(DeadLetterReason)
 
 
 def test_first_broken_rule_is_reported() -> None:

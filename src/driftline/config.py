@@ -140,6 +140,11 @@ class KafkaSettings(_Strict):
     """Partitions of the topics ``driftline topics create`` creates."""
     replication_factor: int | None = Field(None, gt=0)
     """Replication factor of created topics; default: 3, or the broker count if smaller."""
+    compression_type: Literal["none", "gzip", "snappy", "lz4", "zstd"] = "none"
+    """Codec of driftline's own output records (alerts, retrain requests, dead letters,
+    state). ``none`` by default: state records are zlib-compressed already, alerts and
+    retrain requests are few and small, and uncompressed records are readable by every
+    client whatever codec libraries it has. Inputs may use any codec whatever this is."""
     security: KafkaSecurity = KafkaSecurity()
 
 

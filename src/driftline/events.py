@@ -151,6 +151,12 @@ class DeadLetterReason(StrEnum):
     TOO_MANY_WARMUP_FEATURES = "too_many_warmup_features"
     INTERNAL_ERROR = "internal_error"
     """The event's model version is quarantined after an unexpected error (a bug)."""
+    # Not decoding rules either: the Kafka shell rejects these before decoding (a
+    # record's value is bytes to decode, and these have none to offer).
+    NULL_VALUE = "null_value"
+    """The record's value is null (a tombstone); an empty value is ``invalid_json``."""
+    UNDECODABLE_RECORD = "undecodable_record"
+    """The consumer could not decode the record batch (codec, CRC mismatch, corrupt bytes)."""
 
 
 class DecodeLimits(StrictSettings):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import traceback
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -506,6 +506,12 @@ class Pipeline:
         except Exception as exc:
             raise StateError(None, f"{type(exc).__name__}: {exc}") from exc
         return self._restore(versions, state.get("counters", {}), state.get("quarantines", []))
+
+    def count_rejected(self, reasons: Iterable[DeadLetterReason]) -> None:
+        """Count messages the caller dead-lettered before decoding (a Kafka record without
+        a value), so the counters cover every input message."""
+        for reason in reasons:
+            self.counters.dead_letters[reason.value] += 1
 
     # -- state in parts: one record per model version plus a small head ------------------
 

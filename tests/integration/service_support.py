@@ -198,15 +198,21 @@ class ServiceProcess:
     """`python -m driftline run --config FILE` as a child process."""
 
     def __init__(
-        self, deployment: Deployment, log_name: str = "service", *, module: str = "driftline"
+        self,
+        deployment: Deployment,
+        log_name: str = "service",
+        env: dict[str, str] | None = None,
+        *,
+        module: str = "driftline",
     ) -> None:
-        """``module``: what ``python -m`` runs with ``run --config FILE`` (a test wrapper
-        of the CLI, e.g. ``tests.integration.torn_checkpoint 3 2``)."""
+        """``env``: environment variables to set on top of this process's; ``module``: what
+        ``python -m`` runs with ``run --config FILE`` (a test wrapper of the CLI, e.g.
+        ``tests.integration.torn_checkpoint 3 2``)."""
         self.log = deployment.root / f"{log_name}.log"
         self.handle = self.log.open("wb")
         root = str(Path(__file__).resolve().parents[2])  # the tests package's parent
         path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": path}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": path, **(env or {})}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", *module.split(), "run", "--config", str(deployment.config)],
             stdout=self.handle,

@@ -124,7 +124,8 @@ def generated_payloads() -> list[Pair]:
         (b"credit-a", orjson.dumps(_event("credit-a", 1, features={"blob": "x" * TEN_MB}))),
         (None, b"\xff" * TEN_MB),
         (b"credit-b", b'{"event_id": "' + b"e" * (2 * 1024 * 1024) + b'"}'),
-        (b"credit-a", None),  # tombstone: read as b"" (invalid_json)
+        (b"credit-a", None),  # tombstone: null_value, the dead letter's value null too
+        (b"credit-a", b""),  # empty: invalid_json
         (b"credit-c", b""),
         (None, orjson.dumps(_event("fuzz-wide", 1, features=wide))),  # too_many_features
         (b"credit-b", b"[" * 100_000),
@@ -234,12 +235,16 @@ def test_hostile_input_is_dead_lettered_and_changes_nothing_else(
         max_payload_bytes=deployment.settings.decode.max_payload_bytes,
         max_features=deployment.settings.decode.max_features,
     )
-    values = [b"" if value is None else value for _, value in pairs]
-    alone = [decode_batch([value], limits).dead_letters for value in values]
-    good = [value for value, dead in zip(values, alone, strict=True) if not dead]
-    bad = Counter(value for value, dead in zip(values, alone, strict=True) if dead)
-    reason_of = {dead[0].payload: dead[0].reason.value for dead in alone if dead}
+    values = [value for _, value in pairs]
+    alone = [
+        [] if value is None else decode_batch([value], limits).dead_letters for value in values
+    ]
+    good = [v for v, dead in zip(values, alone, strict=True) if v is not None and not dead]
+    bad = Counter(value for value, dead in zip(values, alone, strict=True) if dead or value is None)
+    reason_of: dict[bytes | None, str] = {None: "null_value"}  # tombstones: before decoding
+    reason_of.update({dead[0].payload: dead[0].reason.value for dead in alone if dead})
     expected_reasons = Counter(dead[0].reason.value for dead in alone if dead)
+    expected_reasons["null_value"] = values.count(None)
     assert len(expected_reasons) >= 14, expected_reasons  # nearly every reason is exercised
 
     asyncio.run(_produce(kafka.bootstrap_servers, kafka.input_topics[0], pairs))
@@ -270,9 +275,9 @@ def test_hostile_input_is_dead_lettered_and_changes_nothing_else(
     dead_letters = read_topic(deployment, kafka.dead_letter_topic)
     assert Counter(record.value for record in dead_letters) == bad
     inputs = read_by_partition(deployment, kafka.input_topics[0])
-    keys: dict[bytes, set[bytes | None]] = {}
+    keys: dict[bytes | None, set[bytes | None]] = {}
     for key, value in pairs:
-        keys.setdefault(b"" if value is None else value, set()).add(key)
+        keys.setdefault(value, set()).add(key)
     for record in dead_letters:
         headers = record.headers
         assert headers["driftline.reason"].decode() == reason_of[record.value]
@@ -280,7 +285,7 @@ def test_hostile_input_is_dead_lettered_and_changes_nothing_else(
         assert headers["driftline.source.topic"] == kafka.input_topics[0].encode()
         partition = int(headers["driftline.source.partition"])
         offset = int(headers["driftline.source.offset"])
-        assert inputs[partition][offset] == record.value
+        assert inputs[partition][offset] == (b"" if record.value is None else record.value)
         assert record.key in keys[record.value]
 
 

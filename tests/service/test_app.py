@@ -31,6 +31,7 @@ from driftline.service.checkpoints import (
 )
 from driftline.service.metrics import ServiceMetrics
 from driftline.service.publisher import FatalKafkaError
+from driftline.service.records import UndecodableBatch
 
 INPUT = "in"
 TP = TopicPartition(INPUT, 0)
@@ -49,7 +50,10 @@ class Record:
 class Broker:
     """The input partition, the acknowledged output records and one timeline of actions."""
 
-    inputs: list[bytes] = field(default_factory=list)
+    inputs: list[Any] = field(default_factory=list)
+    """Values (bytes, or None: a tombstone), or records given whole (an UndecodableBatch)."""
+    keys: dict[int, bytes] = field(default_factory=dict)
+    """Keys of input records by offset (default: none)."""
     acked: list[tuple[str, bytes | None, bytes, dict[str, bytes]]] = field(default_factory=list)
     timeline: list[tuple[Any, ...]] = field(default_factory=list)
     committed: dict[TopicPartition, int] = field(default_factory=dict)
@@ -89,6 +93,7 @@ class FakeProducer:
         key: bytes | None = None,
         headers: list[tuple[str, bytes]] | None = None,
     ) -> asyncio.Future[object]:
+        assert value is not None or key is not None, "Need at least one: key or value"  # aiokafka
         future: asyncio.Future[object] = asyncio.get_running_loop().create_future()
         record = (topic, key, value, dict(headers or []))
         self.broker.timeline.append(("send", *_label(record)))
@@ -188,7 +193,8 @@ class FakeConsumer:
             await asyncio.sleep(0.005)
             return {}
         self.position = start + len(values)
-        return {TP: [Record(start + i, None, v) for i, v in enumerate(values)]}
+        keys = self.broker.keys
+        return {TP: [_record(start + i, keys.get(start + i), v) for i, v in enumerate(values)]}
 
     def seek(self, tp: TopicPartition, offset: int) -> None:
         self.position = offset
@@ -206,6 +212,10 @@ class FakeConsumer:
 
     def highwater(self, tp: TopicPartition) -> int:
         return len(self.broker.inputs)
+
+
+def _record(offset: int, key: bytes | None, value: Any) -> Any:
+    return Record(offset, key, value) if value is None or isinstance(value, bytes) else value
 
 
 class FakeStateReader:
@@ -587,3 +597,40 @@ def _restore_state(pipeline: Pipeline, broker: Broker, head: Head) -> None:
             records.add(key, value, None if value is None else decode_record(key, value))
     restored = assemble(records, head)
     pipeline.restore_parts(restored.head_state, restored.versions)
+
+
+def test_tombstones_and_undecodable_batches_are_dead_letters_and_the_offsets_pass_them() -> None:
+    async def test() -> None:
+        undecodable = UndecodableBatch(2, 2, "UnsupportedCodecError: lz4")
+        broker = Broker(inputs=[b"not json", None, undecodable, b"", b"{}", None])
+        broker.keys = {1: b"k1", 5: b"k5"}
+        h = await _start(broker, interval_events=6)
+        await h.until(lambda: broker.commits() == [6], "the commit past every record")
+        await h.finish()
+        dead = [(v, h) for topic, _, v, h in broker.acked if topic == DEAD]
+        assert [k for topic, k, _, _ in broker.acked if topic == DEAD] == [
+            *(None, b"k1", None, None, None, b"k5")
+        ]
+        assert [(v, h["driftline.reason"], int(h["driftline.source.offset"])) for v, h in dead] == [
+            (b"not json", b"invalid_json", 0),
+            (None, b"null_value", 1),
+            (b"", b"undecodable_record", 2),  # no key either: empty, not null
+            (b"", b"invalid_json", 3),
+            (b"{}", b"missing_field", 4),
+            (None, b"null_value", 5),
+        ]
+        assert dead[2][1]["driftline.source.last_offset"] == b"2"
+        assert dead[2][1]["driftline.message"] == b"UnsupportedCodecError: lz4"
+        assert all("content-type" not in headers for _, headers in dead)
+        [head] = _heads(broker)
+        restored = Pipeline(build_plan(_settings(6), {}))
+        _restore_latest(restored, broker)
+        assert restored.counters.dead_letters == {
+            "invalid_json": 2,
+            "missing_field": 1,
+            "null_value": 2,
+            "undecodable_record": 1,
+        }
+        assert head.next_offset == 6
+
+    _run(test)

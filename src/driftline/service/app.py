@@ -19,9 +19,12 @@ refused because the group rebalanced is logged (the acknowledged checkpoint is w
 next owner resumes from). A background probe asks the cluster for metadata every second
 and readiness follows its answer. Only errors retrying cannot fix (authorization,
 authentication, a record too large) stop the service
-(:class:`~driftline.service.publisher.FatalKafkaError`).
-Rebalance callbacks (run by aiokafka's coordinator task) and batch processing take turns
-under one lock, so a partition's checkpoint is never taken in the middle of a batch.
+(:class:`~driftline.service.publisher.FatalKafkaError`). Input records without a value
+(tombstones) and record batches the consumer cannot decode (see
+:mod:`driftline.service.records`) become dead letters like invalid events: a poison batch
+never stops the service. Rebalance callbacks (run by aiokafka's coordinator task) and batch
+processing take turns under one lock, so a partition's checkpoint is never taken in the
+middle of a batch.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
@@ -62,7 +65,16 @@ from driftline.service.publisher import (
     Publisher,
     is_retriable,
 )
-from driftline.service.records import Batch, InputRecord, RecordReader
+from driftline.service.records import (
+    CLOUDEVENT_HEADERS,
+    Batch,
+    InputRecord,
+    RecordReader,
+    Rejected,
+    dead_letter_headers,
+    dead_letter_value,
+    split_records,
+)
 from driftline.service.snapshot import PartitionSnapshot, ServiceSnapshot
 from driftline.service.topics import check_topics
 
@@ -273,7 +285,9 @@ class MonitorService:
         """Run each partition's records through its pipeline, then publish every output of
         the batch at once and wait for all acknowledgements (one round trip per batch, not
         per partition); only then do the partitions' offsets advance."""
-        done: list[tuple[PartitionState, list[InputRecord], PipelineOutput, float]] = []
+        done: list[
+            tuple[PartitionState, list[InputRecord], PipelineOutput, list[Rejected], float]
+        ] = []
         outgoing: list[OutgoingRecord] = []
         for tp, records in batch.items():
             part = self.partitions.get(tp)
@@ -289,7 +303,9 @@ class MonitorService:
             if not records:
                 continue
             consumed_at = self.wall_clock()
-            output = part.pipeline.process([b"" if r.value is None else r.value for r in records])
+            split = split_records(records)
+            output = part.pipeline.process(split.values)
+            part.pipeline.count_rejected(r.reason for r in split.rejected)
             self.history.observe(output)
             for (model_id, model_version), trace in output.internal_errors:
                 log.error(
@@ -300,10 +316,10 @@ class MonitorService:
                     model_version,
                     trace,
                 )
-            outgoing += self._outputs(tp, records, output)
-            done.append((part, records, output, consumed_at))
+            outgoing += self._outputs(tp, split.events, output, split.rejected)
+            done.append((part, records, output, split.rejected, consumed_at))
         await self._send_acked(outgoing)
-        for part, records, output, consumed_at in done:
+        for part, records, output, rejected, consumed_at in done:
             part.next_offset = records[-1].offset + 1
             part.events_since_checkpoint += len(records)
             self.metrics.batch_processed(
@@ -311,6 +327,7 @@ class MonitorService:
                 len(records),
                 output,
                 consumed_at=consumed_at,
+                rejected=[r.reason for r in rejected],
             )
 
     async def _rewind(self, part: PartitionState) -> None:
@@ -326,29 +343,40 @@ class MonitorService:
             await self.consumer.seek_to_beginning(tp)
 
     def _outputs(
-        self, tp: TopicPartition, records: list[InputRecord], output: PipelineOutput
+        self,
+        tp: TopicPartition,
+        events: list[InputRecord],
+        output: PipelineOutput,
+        rejected: Sequence[Rejected] = (),
     ) -> list[OutgoingRecord]:
-        """The records to produce for one partition's output: dead letters (with their
-        source in headers), alerts keyed by fingerprint, retrain requests by model."""
+        """The records to produce for one partition's output: dead letters in input order
+        (the records rejected before decoding and those the pipeline rejected, their source
+        in headers), alerts keyed by fingerprint, retrain requests by model (CloudEvents in
+        structured mode: the ``content-type`` header)."""
         kafka = self.settings.kafka
-        outgoing = []
+        letters = [
+            (r.record, dead_letter_headers(tp, r.record, r.reason, r.message)) for r in rejected
+        ]
         for dead in output.dead_letters:
-            record = records[dead.index]
-            headers = [
-                ("driftline.reason", dead.reason.value.encode()),
-                ("driftline.message", dead.message.encode()),
-                ("driftline.source.topic", tp.topic.encode()),
-                ("driftline.source.partition", str(tp.partition).encode()),
-                ("driftline.source.offset", str(record.offset).encode()),
-            ]
-            outgoing.append(
-                OutgoingRecord(kafka.dead_letter_topic, dead.payload, record.key, headers)
-            )
+            record = events[dead.index]
+            letters.append((record, dead_letter_headers(tp, record, dead.reason, dead.message)))
+        if rejected and output.dead_letters:
+            letters.sort(key=lambda letter: letter[0].offset)
+        outgoing = [
+            OutgoingRecord(kafka.dead_letter_topic, dead_letter_value(record), record.key, headers)
+            for record, headers in letters
+        ]
         for alert in output.alerts:
-            outgoing.append(OutgoingRecord(kafka.alerts_topic, alert.to_json(), alert.key.encode()))
+            outgoing.append(
+                OutgoingRecord(
+                    kafka.alerts_topic, alert.to_json(), alert.key.encode(), CLOUDEVENT_HEADERS
+                )
+            )
         for request in output.retrain_requests:
             outgoing.append(
-                OutgoingRecord(kafka.retrain_topic, request.to_json(), request.key.encode())
+                OutgoingRecord(
+                    kafka.retrain_topic, request.to_json(), request.key.encode(), CLOUDEVENT_HEADERS
+                )
             )
         return outgoing
 

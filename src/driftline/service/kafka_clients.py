@@ -76,9 +76,11 @@ def make_consumer(kafka: KafkaSettings, *, group: bool = True) -> AIOKafkaConsum
 
 
 def make_producer(kafka: KafkaSettings) -> AIOKafkaProducer:
-    """Idempotent producer (acks=all), allowed to send dead letters of large inputs."""
+    """Idempotent producer (acks=all), allowed to send dead letters of large inputs, with
+    the configured codec (``kafka.compression_type``)."""
     return AIOKafkaProducer(
         **connection_options(kafka),
+        compression_type=None if kafka.compression_type == "none" else kafka.compression_type,
         acks="all",
         enable_idempotence=True,
         linger_ms=5,

@@ -18,6 +18,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from driftline.events import DeadLetterReason
 from driftline.findings import Finding
 from driftline.pipeline import PipelineOutput
 from driftline.service.snapshot import Observable, ServiceSnapshot
@@ -85,11 +86,15 @@ class ServiceMetrics:
         output: PipelineOutput,
         *,
         consumed_at: float,
+        rejected: Iterable[DeadLetterReason] = (),
     ) -> None:
+        """``rejected``: the reasons of records dead-lettered before the pipeline."""
         self.events.labels(tp.topic).inc(events)
         self.batch_size.observe(events)
         for dead in output.dead_letters:
             self.dead_letters.labels(dead.reason.value).inc()
+        for reason in rejected:
+            self.dead_letters.labels(reason.value).inc()
         for alert in output.alerts:
             self.alerts.labels(alert.severity, alert.status).inc()
         if output.retrain_requests:

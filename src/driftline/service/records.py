@@ -11,6 +11,13 @@ It reads aiokafka's fetcher internals, so it is tied to the pinned aiokafka vers
 (``pyproject.toml``): with another version, :func:`fast_path_problem` says so and the
 reader falls back to ``getmany()`` (and logs why). The integration tests run the fast path
 against a real broker (``tests/integration/test_records.py``).
+
+Poison batches: a record batch the consumer cannot decode (a codec it cannot decompress,
+a CRC mismatch, corrupt bytes) is not raised. It comes out as one :class:`UndecodableBatch`
+in place of its records and the position moves past it, so the service dead-letters it and
+goes on (``getmany()`` would raise the same error at every fetch: a crash loop).
+:func:`split_records` sorts what the pipeline cannot take (tombstones, undecodable batches)
+from the events it decodes.
 """
 
 from __future__ import annotations
@@ -18,12 +25,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import aiokafka
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.consumer.fetcher import FetchResult, PartitionRecords
 from aiokafka.errors import ConsumerStoppedError, CorruptRecordException
+
+from driftline.cloudevents import KAFKA_CONTENT_TYPE
+from driftline.events import DeadLetterReason
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +53,116 @@ class InputRecord(Protocol):
 
 
 Batch = dict[TopicPartition, list[InputRecord]]
+
+
+@dataclass(frozen=True, slots=True)
+class UndecodableBatch:
+    """A record batch that could not be decoded, in place of its records."""
+
+    first_offset: int
+    """First offset the batch covers (from its header, or the fetch position)."""
+    offset: int
+    """Last offset the batch covers: the partition resumes after it."""
+    problem: str
+    """Why it could not be decoded (the decoder's error)."""
+    key: None = None
+    value: None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """An input record dead-lettered before decoding, with why."""
+
+    record: InputRecord
+    reason: DeadLetterReason
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class SplitRecords:
+    """One partition's records sorted by :func:`split_records`."""
+
+    events: list[InputRecord]
+    """The records with a value, for the pipeline (its dead letters index into these)."""
+    values: list[bytes]
+    """Their values."""
+    rejected: list[Rejected]
+
+
+def split_records(records: list[InputRecord]) -> SplitRecords:
+    """The records with a value (events for the pipeline) and those rejected before decoding:
+    tombstones (``null_value``: a null value, unlike an empty one, which is ``invalid_json``)
+    and undecodable batches (``undecodable_record``).
+
+    >>> class R:
+    ...     def __init__(self, offset, value):
+    ...         self.offset, self.key, self.value = offset, None, value
+    >>> split = split_records([R(0, b"{}"), R(1, None), R(2, b"")])
+    >>> split.values, [(r.record.offset, r.reason.value) for r in split.rejected]
+    ([b'{}', b''], [(1, 'null_value')])
+    """
+    events: list[InputRecord] = []
+    values: list[bytes] = []
+    rejected: list[Rejected] = []
+    for record in records:
+        value = record.value
+        if value is not None:
+            events.append(record)
+            values.append(value)
+        elif isinstance(record, UndecodableBatch):
+            reason = DeadLetterReason.UNDECODABLE_RECORD
+            rejected.append(Rejected(record, reason, record.problem))
+        else:
+            message = "the record's value is null (a tombstone), not an event"
+            rejected.append(Rejected(record, DeadLetterReason.NULL_VALUE, message))
+    return SplitRecords(events, values, rejected)
+
+
+#: Headers of driftline's CloudEvents outputs (alerts, retrain requests): the CloudEvents
+#: Kafka protocol binding's structured mode, so CloudEvents SDKs read them as events.
+CLOUDEVENT_HEADERS = [("content-type", KAFKA_CONTENT_TYPE.encode())]
+
+
+def dead_letter_value(record: InputRecord) -> bytes | None:
+    """A dead letter's value: the input record's value unchanged (null stays null), but
+    empty when the record has no key either (an undecodable batch, a keyless tombstone):
+    Kafka producers refuse a record with neither (the reason header tells them apart).
+
+    >>> dead_letter_value(UndecodableBatch(1, 1, "x"))
+    b''
+    """
+    if record.value is None and record.key is None:
+        return b""
+    return record.value
+
+
+def dead_letter_headers(
+    tp: TopicPartition, record: InputRecord, reason: DeadLetterReason, message: str
+) -> list[tuple[str, bytes]]:
+    """A dead letter's headers: why, and where the record came from (no ``content-type``:
+    a dead letter is the input record's value unchanged, not a CloudEvent). An undecodable
+    batch also names the last offset it covers.
+
+    >>> headers = dead_letter_headers(TopicPartition("in", 2), UndecodableBatch(5, 9, "x"),
+    ...                               DeadLetterReason.UNDECODABLE_RECORD, "x")
+    >>> for name, value in headers[2:]:
+    ...     print(name, value.decode())
+    driftline.source.topic in
+    driftline.source.partition 2
+    driftline.source.offset 5
+    driftline.source.last_offset 9
+    """
+    first = record.first_offset if isinstance(record, UndecodableBatch) else record.offset
+    headers = [
+        ("driftline.reason", reason.value.encode()),
+        ("driftline.message", message.encode()),
+        ("driftline.source.topic", tp.topic.encode()),
+        ("driftline.source.partition", str(tp.partition).encode()),
+        ("driftline.source.offset", str(first).encode()),
+    ]
+    if isinstance(record, UndecodableBatch):
+        headers.append(("driftline.source.last_offset", str(record.offset).encode()))
+    return headers
 
 
 #: The aiokafka version whose fetcher code :class:`RecordReader` mirrors.
@@ -141,7 +262,9 @@ def _take(result: FetchResult, max_records: int) -> list[InputRecord]:
 
     As aiokafka's ``PartitionRecords._unpack_records`` does (read_uncommitted): batches are
     CRC-checked when the consumer checks CRCs, control batches are skipped, and records
-    before the fetch position (inside a compressed legacy message set) are dropped.
+    before the fetch position (inside a compressed legacy message set) are dropped. Unlike
+    it, a batch that fails to decode becomes an :class:`UndecodableBatch` and the position
+    moves past it (see :func:`_decoded`).
     """
     tp = result._topic_partition
     if not result.check_assignment(tp) or not result.has_more():
@@ -150,17 +273,20 @@ def _take(result: FetchResult, max_records: int) -> list[InputRecord]:
     memory = partition._records
     taken: list[InputRecord] = []
     while memory.has_next():
-        batch = memory.next_batch()
+        position = partition.next_fetch_offset
+        try:
+            batch = memory.next_batch()
+        except Exception as exc:
+            # The batch's own length or header is unreadable, so is where the next batch
+            # starts: skip one offset and drop the rest of this fetch (the next fetch starts
+            # after it; a batch spanning several offsets is dead-lettered once per offset).
+            log.error("%s[%d]: corrupt record batch at offset %d: %r", *tp, position, exc)
+            taken.append(UndecodableBatch(position, position, f"corrupt record batch: {exc!r}"))
+            partition.next_fetch_offset = position + 1
+            break
         if batch is None:
             break
-        if partition._check_crcs and not batch.validate_crc():
-            raise CorruptRecordException(f"Invalid CRC - {tp}")
-        if not batch.is_control_batch:
-            position = partition.next_fetch_offset
-            records = list(batch)
-            if records and records[0].offset < position:
-                records = [r for r in records if r.offset >= position]
-            taken.extend(records)
+        taken.extend(_decoded(tp, batch, position, partition._check_crcs))
         partition.next_fetch_offset = batch.next_offset
         if len(taken) >= max_records:
             result._update_position()
@@ -168,3 +294,24 @@ def _take(result: FetchResult, max_records: int) -> list[InputRecord]:
     result._update_position()
     result._partition_records = None
     return taken
+
+
+def _decoded(tp: TopicPartition, batch: Any, position: int, check_crc: bool) -> list[InputRecord]:
+    """The records of ``batch`` from ``position`` on (none for a control batch), or one
+    :class:`UndecodableBatch` when it cannot be decoded for any reason: a CRC mismatch, a
+    codec the consumer lacks, bytes the codec rejects. Decoding is a pure function of the
+    batch's bytes, so any exception here means these bytes, which no retry can change."""
+    try:
+        if check_crc and not batch.validate_crc():
+            raise CorruptRecordException(f"Invalid CRC - {tp}")
+        if batch.is_control_batch:
+            return []
+        records: list[InputRecord] = list(batch)
+    except Exception as exc:
+        first = max(getattr(batch, "base_offset", position), position)
+        last = max(batch.next_offset - 1, first)
+        log.error("%s[%d]: record batch at offsets %d-%d undecodable: %r", *tp, first, last, exc)
+        return [UndecodableBatch(first, last, f"{type(exc).__name__}: {exc}")]
+    if records and records[0].offset < position:
+        records = [r for r in records if r.offset >= position]
+    return records
