@@ -47,9 +47,7 @@ def exported_families() -> dict[str, str]:
 def exported_metric_names() -> set[str]:
     """Every sample name `/metrics` can show (``_total``, ``_bucket``, ... included)."""
     return {
-        name + suffix
-        for name, kind in exported_families().items()
-        for suffix in _SUFFIXES[kind]
+        name + suffix for name, kind in exported_families().items() for suffix in _SUFFIXES[kind]
     }
 
 

@@ -80,7 +80,7 @@ def test_every_alert_tells_on_call_what_and_how_bad() -> None:
 def test_metric_names_finds_metrics_and_nothing_else() -> None:
     expr = (
         'sum by (job, le) (rate(a_bucket{source="x", job=~"$job"}[5m]))'
-        ' / on (job) group_left sum without (reason) (b_total offset 1h) > 1e3'
+        " / on (job) group_left sum without (reason) (b_total offset 1h) > 1e3"
         ' and absent(up{job="driftline"}) or histogram_quantile(0.9, c[5m:1m])'
     )
     assert metric_names(expr) == {"a_bucket", "b_total", "up", "c"}
