@@ -20,6 +20,7 @@ or damaged record.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import logging
 import ssl
@@ -82,8 +83,8 @@ def auth_headers(settings: AlertmanagerSettings) -> dict[str, str]:
     if settings.bearer_token is not None:
         return {"Authorization": f"Bearer {settings.bearer_token.get_secret_value()}"}
     if settings.username is not None and settings.password is not None:
-        basic = aiohttp.BasicAuth(settings.username, settings.password.get_secret_value())
-        return {"Authorization": basic.encode()}
+        pair = f"{settings.username}:{settings.password.get_secret_value()}".encode()
+        return {"Authorization": f"Basic {base64.b64encode(pair).decode()}"}
     return {}
 
 
