@@ -15,7 +15,11 @@ class AlertMaker:
 
     def __init__(self, *, t0: float = T0, runbook_url: str | None = None) -> None:
         settings = AlertSettings(
-            fire_after=1, resolve_after=1, cooldown_seconds=0, min_samples=0, runbook_url=runbook_url
+            fire_after=1,
+            resolve_after=1,
+            cooldown_seconds=0,
+            min_samples=0,
+            runbook_url=runbook_url,
         )
         self.policy = AlertPolicy(
             source=SOURCE,

@@ -36,7 +36,7 @@ from driftline.alertmanager.delivery import Deliveries, Positions, Push
 from driftline.alertmanager.payload import AlertEventError, parse_alert_event, to_alertmanager
 from driftline.alertmanager.settings import AlertmanagerSettings
 from driftline.config import ConfigError, Settings
-from driftline.service.kafka_clients import connection_options
+from driftline.service.kafka_clients import connection_options, make_admin
 
 log = logging.getLogger(__name__)
 
@@ -153,18 +153,25 @@ class AlertmanagerBridge:
 
     # -- start: the state of every alert from the topic ---------------------------------
 
-    async def _partitions(self, consumer: AIOKafkaConsumer, stop: asyncio.Event) -> list[int]:
+    async def _partitions(self, stop: asyncio.Event) -> list[int]:
+        """The alerts topic's partitions, once it exists."""
+        admin = make_admin(self.settings.kafka)
+        await admin.start()
         waited = False
-        while not stop.is_set():
-            await consumer.topics()  # refreshes the metadata
-            partitions = consumer.partitions_for_topic(self.topic)
-            if partitions:
-                return sorted(partitions)
-            if not waited:
-                log.warning("waiting for the alerts topic %s to exist", self.topic)
-                waited = True
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), 2.0)
+        try:
+            while not stop.is_set():
+                if self.topic in set(await admin.list_topics()):
+                    [described] = await admin.describe_topics([self.topic])
+                    partitions = sorted(p["partition"] for p in described["partitions"])
+                    if partitions:
+                        return partitions
+                if not waited:
+                    log.warning("waiting for the alerts topic %s to exist", self.topic)
+                    waited = True
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), 2.0)
+        finally:
+            await admin.close()
         return []
 
     async def _rebuild(
@@ -174,12 +181,14 @@ class AlertmanagerBridge:
         beginning = await consumer.beginning_offsets(tps)
         end = await consumer.end_offsets(tps)
         start: Positions = {}
+        new_group: set[int] = set()  # partitions without a committed offset
         for tp in tps:
             committed = await consumer.committed(tp)
             if committed is None:
                 # A new group: nothing before now was delivered by it; the firing alerts
                 # of the topic are (re)sent below, older resolved ones are not needed.
                 start[tp.partition] = end[tp]
+                new_group.add(tp.partition)
                 continue
             if committed < beginning[tp]:
                 log.warning(
@@ -197,7 +206,7 @@ class AlertmanagerBridge:
                 "that fired before then and were not resolved since are not known",
                 {tp.partition: offset for tp, offset in beginning.items()},
             )
-        consumer.seek_to_beginning(*tps)
+        await consumer.seek_to_beginning(*tps)
         records = 0
         remaining = {tp for tp in tps if end[tp] > beginning[tp]}
         while remaining and not stop.is_set():
@@ -220,7 +229,7 @@ class AlertmanagerBridge:
             firing,
             deliveries.pending_count(self.config.urls[0]),
         )
-        self._committed = dict(start)
+        self._committed = {p: o for p, o in start.items() if p not in new_group}
         return deliveries
 
     @staticmethod
@@ -295,7 +304,7 @@ class AlertmanagerBridge:
         advanced = {
             TopicPartition(self.topic, partition): offset
             for partition, offset in positions.items()
-            if offset > self._committed.get(partition, 0)
+            if offset > self._committed.get(partition, -1)
         }
         if not advanced:
             return
@@ -323,7 +332,7 @@ class AlertmanagerBridge:
         await consumer.start()
         pushers: list[asyncio.Task[None]] = []
         try:
-            partitions = await self._partitions(consumer, stop)
+            partitions = await self._partitions(stop)
             if stop.is_set():
                 return
             tps = [TopicPartition(self.topic, p) for p in partitions]
@@ -371,7 +380,9 @@ class AlertmanagerBridge:
             if time.monotonic() >= next_resend:
                 next_resend = time.monotonic() + self.config.resend_interval_seconds
                 firing = deliveries.resend_firing()
-                log.info("re-sending %d firing alerts", firing)
+                log.log(
+                    logging.INFO if firing else logging.DEBUG, "re-sending %d firing alerts", firing
+                )
                 self._wake_all()
             await self._commit(consumer, deliveries)
 

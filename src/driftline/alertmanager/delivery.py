@@ -152,7 +152,8 @@ class Deliveries:
         return len(self._pending[target])
 
     def committable(self) -> Positions:
-        """Per partition, the lowest position every target accepted (beyond ``start``)."""
+        """Per partition, the lowest position every target accepted (``start`` at least:
+        everything before it was delivered earlier)."""
         # A target with nothing pending has accepted every alert read so far.
         reached = [
             self._read if not self._pending[target] else self._accepted[target]
@@ -161,6 +162,6 @@ class Deliveries:
         out: Positions = {}
         for partition in sorted(self._read):
             lowest = min(positions.get(partition, 0) for positions in reached)
-            if lowest > self._start.get(partition, 0):
+            if lowest > 0 or partition in self._start:
                 out[partition] = lowest
         return out
