@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -240,7 +241,10 @@ def test_alertmanager_down_and_restarted_loses_nothing(
         alertmanager.stop()
         during = [maker.fire("during"), maker.resolve("before"), maker.fire("during2")]
         setup.produce(during)
-        wait_for("two failed pushes", lambda: bridge.output().count("failed (") >= 2)
+        wait_for(
+            "a failed push of the three new states",
+            lambda: re.search(r"push of 3 alerts to \S+ failed", bridge.output()),
+        )
         ends = asyncio.run(_end_offsets(setup.settings))
         assert sum(ends.values()) == 4
         assert setup.committed() == committed  # nothing committed while it is down
