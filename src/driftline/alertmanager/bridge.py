@@ -146,8 +146,6 @@ class AlertmanagerBridge:
         self.topic = settings.kafka.alerts_topic
         self.clock = clock
         self._ssl = ssl_context(self.config)
-        self.deliveries: Deliveries | None = None
-        """Set once the rebuild at start is done."""
         self._wake = {url: asyncio.Event() for url in self.config.urls}
         self._committed: Positions = {}
 
@@ -337,7 +335,7 @@ class AlertmanagerBridge:
                 return
             tps = [TopicPartition(self.topic, p) for p in partitions]
             consumer.assign(tps)
-            deliveries = self.deliveries = await self._rebuild(consumer, tps, stop)
+            deliveries = await self._rebuild(consumer, tps, stop)
             if stop.is_set():
                 return
             async with aiohttp.ClientSession(
