@@ -97,6 +97,11 @@ def _parser() -> argparse.ArgumentParser:
     create = topics_commands.add_parser("create", help="create missing topics, report differences")
     create.add_argument("--config", "-c", type=Path, required=True)
 
+    bridge = commands.add_parser(
+        "alertmanager-bridge",
+        help="push the alerts topic to Alertmanager (see README, Alerting and dashboards)",
+    )
+    bridge.add_argument("--config", "-c", type=Path, required=True)
     config = commands.add_parser("config", help="configuration")
     config_commands = config.add_subparsers(dest="config_command", required=True)
     check = config_commands.add_parser("check", help="validate and print the effective settings")
@@ -281,6 +286,25 @@ def _cmd_run(args: argparse.Namespace, console: Console) -> int:
         return EXIT_FAILURE
 
 
+def _cmd_alertmanager_bridge(args: argparse.Namespace, console: Console) -> int:
+    from aiokafka.errors import KafkaError
+
+    from driftline.alertmanager.bridge import run_bridge
+
+    settings = load_settings(args.config, os.environ)
+    if not settings.alertmanager.urls:
+        raise ConfigError(
+            f"{args.config}: alertmanager.urls: at least one Alertmanager URL is required "
+            "to run the bridge"
+        )
+    try:
+        return run_bridge(settings)
+    except KafkaError as exc:
+        message = _kafka_failure(settings, exc)
+        console.print(message, style="red", markup=False, highlight=False, soft_wrap=True)
+        return EXIT_FAILURE
+
+
 def _cmd_topics_create(args: argparse.Namespace, console: Console) -> int:
     import asyncio
 
@@ -321,6 +345,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "report": _cmd_report,
         "config": _cmd_config_check,
         "run": _cmd_run,
+        "alertmanager-bridge": _cmd_alertmanager_bridge,
         "topics": _cmd_topics_create,
         "local-kafka": _cmd_local_kafka,
         "demo": _cmd_demo,

@@ -21,6 +21,7 @@ from pydantic import (
     model_validator,
 )
 
+from driftline.alertmanager.settings import AlertmanagerSettings
 from driftline.detectors.catalog import DEFAULT_DETECTORS, DETECTORS
 from driftline.events import DecodeLimits
 from driftline.policy.alerts import AlertSettings
@@ -294,6 +295,7 @@ class Settings(_Strict):
     http: HttpSettings = HttpSettings()
     report: ReportSettings = ReportSettings()
     logging: LoggingSettings = LoggingSettings()
+    alertmanager: AlertmanagerSettings = AlertmanagerSettings()
 
     @field_validator("detectors")
     @classmethod
@@ -326,6 +328,11 @@ class Settings(_Strict):
         return self
 
     @property
+    def alertmanager_group_id(self) -> str:
+        """Consumer group of the Alertmanager bridge."""
+        return self.alertmanager.group_id or f"{self.kafka.group_id}-alertmanager"
+
+    @property
     def source(self) -> str:
         """CloudEvents ``source`` of every event this deployment emits."""
         return f"/driftline/{self.deployment}"
@@ -356,6 +363,8 @@ SECRET_KEYS = frozenset(
         ("kafka", "security", "sasl_password"),
         ("kafka", "security", "ssl_password"),
         ("http", "token"),
+        ("alertmanager", "password"),
+        ("alertmanager", "bearer_token"),
     }
 )
 
