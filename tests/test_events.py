@@ -193,7 +193,7 @@ REJECTIONS: list[tuple[str, bytes, DeadLetterReason, str]] = [
     ("no data", encode(event(features=MISSING)), R.NO_FEATURES_OR_PREDICTION, "'features'"),
     (
         "null data",
-        encode(event(features=None, prediction=None, label=1)),
+        encode(event(features=None, prediction=None, label=None)),
         R.NO_FEATURES_OR_PREDICTION,
         "'prediction'",
     ),
@@ -573,3 +573,27 @@ def test_event_values_flatten_like_the_decoder_and_skip_the_envelope() -> None:
     with pytest.raises(InvalidEventError) as info:
         event_values({"label": 1})
     assert info.value.reason == R.NO_FEATURES_OR_PREDICTION
+
+
+def test_a_label_alone_is_a_feedback_event() -> None:
+    """A label without features or prediction is ground truth for an earlier prediction:
+    decoded apart from the prediction rows, never a dead letter."""
+    messages = [
+        encode(event(event_id="p1", features={"x": 1.0}, prediction=0.9)),
+        encode(event(event_id="p1", features=MISSING, prediction=None, label=1)),
+        encode(event(event_id="p2", features={}, prediction=None, label=0)),  # features: {}
+        encode(event(event_id="p3", features=MISSING, prediction=None, label=None)),
+    ]
+    for native in (True, False):
+        batch = decode_batch(messages, native=native)
+        [model] = batch.models
+        assert model.indices.tolist() == [0, 2] and model.event_ids == ["p1", "p2"]
+        [feedback] = batch.feedback
+        assert feedback.indices.tolist() == [1] and feedback.event_ids == ["p1"]
+        assert feedback.labels == [1] and (feedback.model_id, feedback.model_version) == (
+            model.model_id,
+            model.model_version,
+        )
+        assert [(d.index, d.reason) for d in batch.dead_letters] == [
+            (3, R.NO_FEATURES_OR_PREDICTION)
+        ]

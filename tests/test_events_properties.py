@@ -201,6 +201,17 @@ def outcome(batch: DecodedBatch, offset: int = 0) -> dict[int, tuple[Any, ...]]:
                 float(model.timestamps[row]),
                 values,
             )
+    for feedback in batch.feedback:
+        for row, index in enumerate(feedback.indices.tolist()):
+            assert index + offset not in out
+            out[index + offset] = (
+                "feedback",
+                feedback.model_id,
+                feedback.model_version,
+                feedback.event_ids[row],
+                float(feedback.timestamps[row]),
+                feedback.labels[row],
+            )
     for letter in batch.dead_letters:
         assert letter.index + offset not in out
         out[letter.index + offset] = ("dead", letter.reason, letter.message, letter.payload)
@@ -210,7 +221,8 @@ def outcome(batch: DecodedBatch, offset: int = 0) -> dict[int, tuple[Any, ...]]:
 def check_invariants(batch: DecodedBatch, messages: Sequence[bytes]) -> None:
     assert batch.size == len(messages)
     rows = sum(len(model) for model in batch.models)
-    assert rows + len(batch.dead_letters) == len(messages)
+    labels = sum(len(feedback) for feedback in batch.feedback)
+    assert rows + labels + len(batch.dead_letters) == len(messages)
     assert sorted(outcome(batch)) == list(range(len(messages)))
     assert [d.index for d in batch.dead_letters] == sorted(d.index for d in batch.dead_letters)
     for letter in batch.dead_letters:
@@ -233,6 +245,15 @@ def check_invariants(batch: DecodedBatch, messages: Sequence[bytes]) -> None:
 def check_rows_match_payloads(batch: DecodedBatch, messages: Sequence[bytes]) -> None:
     """An oracle independent of the decoder: each row says what its JSON says."""
     for index, result in outcome(batch).items():
+        if result[0] == "feedback":  # a label alone
+            event = orjson.loads(messages[index])
+            assert not event.get("features") and event.get("prediction") is None
+            assert (result[1], result[3], result[5]) == (
+                event["model_id"],
+                event["event_id"],
+                event["label"],
+            )
+            continue
         if result[0] != "row":
             continue
         _, model_id, _, event_id, _, values = result

@@ -130,6 +130,10 @@ class KafkaSettings(_Strict):
     """Comma-separated host:port list."""
     group_id: str = Field("driftline", min_length=1)
     input_topics: tuple[str, ...] = Field(("driftline.predictions",), min_length=1)
+    feedback_topics: tuple[str, ...] = ()
+    """Topics of feedback events (labels), partitioned like the input topic: partition p of
+    each joins partition p of the input topic (one input topic then). Empty: feedback
+    travels on the input topics, keyed by ``model_id`` like the predictions."""
     alerts_topic: str = Field("driftline.alerts", min_length=1)
     retrain_topic: str = Field("driftline.retrain-requests", min_length=1)
     dead_letter_topic: str = Field("driftline.dead-letters", min_length=1)
@@ -147,6 +151,25 @@ class KafkaSettings(_Strict):
     retrain requests are few and small, and uncompressed records are readable by every
     client whatever codec libraries it has. Inputs may use any codec whatever this is."""
     security: KafkaSecurity = KafkaSecurity()
+
+    @model_validator(mode="after")
+    def _feedback_joinable(self) -> Self:
+        if self.feedback_topics:
+            if len(self.input_topics) != 1:
+                raise ValueError(
+                    "feedback_topics needs exactly one input topic (partition p of a feedback "
+                    f"topic joins partition p of the input topic); input_topics has "
+                    f"{len(self.input_topics)}"
+                )
+            shared = set(self.feedback_topics) & set(self.input_topics)
+            if shared:
+                raise ValueError(
+                    f"feedback_topics: {sorted(shared)[0]!r} is an input topic already "
+                    "(feedback on the input topic needs no feedback_topics)"
+                )
+            if len(set(self.feedback_topics)) != len(self.feedback_topics):
+                raise ValueError("feedback_topics: a topic is listed twice")
+        return self
 
 
 class CheckpointSettings(_Strict):

@@ -45,12 +45,14 @@ is the first one in this order:
 7. **label**: absent or null means none; a number, string or boolean becomes column
    ``__label__``; anything else is ``invalid_label``.
 8. An event with neither ``features`` (an empty object counts as present) nor
-   ``prediction`` is ``no_features_or_prediction``.
+   ``prediction`` is a **feedback event** when it has a ``label`` (ground truth for the
+   earlier prediction with the same ``event_id``), else ``no_features_or_prediction``.
 
 Unknown top-level fields are ignored.
 
 Output: one :class:`ModelBatch` per (model_id, model_version), ordered by the position of
-its first row; rows in input order. ``columns`` holds one list per column name seen in
+its first row; rows in input order; feedback events apart, one :class:`FeedbackBatch` per
+model version, in the same order. ``columns`` holds one list per column name seen in
 that model's rows (feature names, plus ``__prediction__``, ``__prediction__.<class>`` and
 ``__label__`` when at least one row has a non-null one), sorted by name, with ``None``
 where a row has no value. A row *has* a column when it gives a value or, for a feature,
@@ -84,7 +86,7 @@ import re
 import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from itertools import repeat
@@ -329,6 +331,25 @@ class ModelBatch:
 
 
 @dataclass(slots=True)
+class FeedbackBatch:
+    """The feedback events (labels without features or prediction) of one batch for one
+    (model_id, model_version), in input order."""
+
+    model_id: str
+    model_version: str
+    indices: npt.NDArray[np.int64]
+    """Position of each event's message within the decoded batch (ascending)."""
+    event_ids: list[str]
+    """The ``event_id`` of the prediction each label belongs to."""
+    timestamps: npt.NDArray[np.float64]
+    """When each label became known (event time, epoch seconds)."""
+    labels: list[Scalar]
+
+    def __len__(self) -> int:
+        return len(self.event_ids)
+
+
+@dataclass(slots=True)
 class DecodedBatch:
     """The result of decoding one batch of messages."""
 
@@ -337,7 +358,10 @@ class DecodedBatch:
     dead_letters: list[DeadLetter]
     """Rejected messages, in input order."""
     size: int
-    """Number of input messages; equals rows over all models plus dead letters."""
+    """Number of input messages; equals rows over all models and feedback plus dead
+    letters."""
+    feedback: list[FeedbackBatch] = field(default_factory=list)
+    """Feedback events per (model_id, model_version), in order of first appearance."""
 
 
 _Features = dict[str, Any]
@@ -404,7 +428,7 @@ def decode_batch(
         rows = zip(fallback, map(payloads.__getitem__, fallback), strict=True)
     else:
         rows = enumerate(payloads)
-    groups, dead_letters = _decode_rows(rows, limits)
+    groups, feedback_groups, dead_letters = _decode_rows(rows, limits)
 
     models: list[ModelBatch] = []
     for (model_id, version), entries in groups.items():
@@ -419,16 +443,31 @@ def decode_batch(
     models.extend(native_models.values())
     models.sort(key=lambda model: int(model.indices[0]))
     dead_letters.sort(key=lambda letter: letter.index)
-    return DecodedBatch(models=models, dead_letters=dead_letters, size=len(payloads))
+    feedback = [
+        FeedbackBatch(
+            model_id,
+            version,
+            np.array([e[0] for e in entries], dtype=np.int64),
+            [e[1] for e in entries],
+            np.array([e[2] for e in entries], dtype=np.float64),
+            [e[5] for e in entries],
+        )
+        for (model_id, version), entries in feedback_groups.items()
+    ]
+    return DecodedBatch(models, dead_letters, len(payloads), feedback)
 
 
 def _decode_rows(
     rows: Iterable[tuple[int, bytes]], limits: DecodeLimits
-) -> tuple[dict[tuple[str, str], list[_Entry]], list[DeadLetter]]:
-    """The Python decoder: accepted entries per model key, and dead letters."""
+) -> tuple[
+    dict[tuple[str, str], list[_Entry]], dict[tuple[str, str], list[_Entry]], list[DeadLetter]
+]:
+    """The Python decoder: accepted prediction entries and feedback entries per model key,
+    and dead letters."""
     max_payload_bytes = limits.max_payload_bytes
     max_features = limits.max_features
     groups: dict[tuple[str, str], list[_Entry]] = {}
+    feedback: dict[tuple[str, str], list[_Entry]] = {}
     dead_letters: list[DeadLetter] = []
     no_features: _Features = {}  # shared marker row of events without features; never mutated
     # Locals for the hot loop.
@@ -486,11 +525,14 @@ def _decode_rows(
         except InvalidEventError as rejected:
             dead_letters.append(DeadLetter(index, rejected.reason, rejected.message, payload))
             continue
+        if entry[3] is no_features and entry[4] is None:  # a label alone: feedback
+            feedback.setdefault(key, []).append(entry)
+            continue
         entries = groups_get(key)
         if entries is None:
             groups[key] = entries = []
         entries.append(entry)
-    return groups, dead_letters
+    return groups, feedback, dead_letters
 
 
 def _native_model_batch(
@@ -691,10 +733,10 @@ def _checked_body(
             DeadLetterReason.INVALID_LABEL,
             f"field 'label' must be a number, string or boolean, got {_describe(label)}",
         )
-    if features is no_features and prediction is None:
+    if features is no_features and prediction is None and label is None:
         raise InvalidEventError(
             DeadLetterReason.NO_FEATURES_OR_PREDICTION,
-            "event has neither 'features' nor 'prediction'",
+            "event has neither 'features' nor 'prediction' (nor a 'label': feedback)",
         )
     return features, prediction, cast(Scalar, label)
 
@@ -721,7 +763,13 @@ def event_values(event: dict[str, Any]) -> dict[str, Scalar]:
             DeadLetterReason.NOT_AN_OBJECT,
             f"top level is a JSON {_json_type(event)}, not an object",
         )
-    features, prediction, label = _checked_body(event, sys.maxsize, {})
+    no_features: _Features = {}
+    features, prediction, label = _checked_body(event, sys.maxsize, no_features)
+    if features is no_features and prediction is None:
+        raise InvalidEventError(
+            DeadLetterReason.NO_FEATURES_OR_PREDICTION,
+            "a feedback event (a label without features or prediction) is no reference row",
+        )
     values: dict[str, Scalar] = dict(features)
     if type(prediction) is dict:
         for name, probability in prediction.items():

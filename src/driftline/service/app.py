@@ -58,7 +58,7 @@ from driftline.service.checkpoints import (
 )
 from driftline.service.kafka_clients import connection_options, make_consumer, make_producer
 from driftline.service.metrics import ServiceMetrics
-from driftline.service.partition_state import PartitionState
+from driftline.service.partition_state import FeedbackCursor, PartitionState
 from driftline.service.publisher import (
     RETRY_BACKOFF_SECONDS,
     OutgoingRecord,
@@ -75,7 +75,11 @@ from driftline.service.records import (
     dead_letter_value,
     split_records,
 )
-from driftline.service.snapshot import PartitionSnapshot, ServiceSnapshot
+from driftline.service.snapshot import (
+    FeedbackPartitionSnapshot,
+    PartitionSnapshot,
+    ServiceSnapshot,
+)
 from driftline.service.topics import check_topics
 
 log = logging.getLogger(__name__)
@@ -83,6 +87,10 @@ log = logging.getLogger(__name__)
 #: How often the broker-health probe asks the cluster for metadata, and how long it waits.
 PROBE_INTERVAL_SECONDS = 1.0
 PROBE_TIMEOUT_SECONDS = 3.0
+
+
+class FeedbackAssignmentError(RuntimeError):
+    """A feedback partition was assigned without its input partition (not co-partitioned)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,11 +218,12 @@ class MonitorService:
             for client in (self.producer, self.state_reader, self.consumer):
                 await client.start()
                 started.append(client.stop)
-            self.consumer.subscribe(list(kafka.input_topics), listener=_Rebalance(self))
+            topics = [*kafka.input_topics, *kafka.feedback_topics]
+            self.consumer.subscribe(topics, listener=_Rebalance(self))
             probe = asyncio.ensure_future(self.probe())
             started.append(lambda: _cancel(probe))
             self.running = True
-            log.info("consuming %s as group %s", ", ".join(kafka.input_topics), kafka.group_id)
+            log.info("consuming %s as group %s", ", ".join(topics), kafka.group_id)
             while not stop.is_set():
                 fetched_at = self.adoptions
                 batch = await self._next_batch(stop)
@@ -251,6 +260,16 @@ class MonitorService:
                     last_checkpoint=part.last_checkpoint,
                     highwater=None if consumer is None else consumer.highwater(tp),
                     pipeline=part.pipeline.snapshot(),
+                    feedback=tuple(
+                        FeedbackPartitionSnapshot(
+                            ftp.topic,
+                            ftp.partition,
+                            cursor.next_offset,
+                            cursor.checkpointed_offset,
+                            None if consumer is None else consumer.highwater(ftp),
+                        )
+                        for ftp, cursor in sorted(part.feedback.items())
+                    ),
                 )
                 for tp, part in self.partitions.items()
             ),
@@ -286,20 +305,28 @@ class MonitorService:
         the batch at once and wait for all acknowledgements (one round trip per batch, not
         per partition); only then do the partitions' offsets advance."""
         done: list[
-            tuple[PartitionState, list[InputRecord], PipelineOutput, list[Rejected], float]
+            tuple[
+                PartitionState,
+                TopicPartition,
+                list[InputRecord],
+                PipelineOutput,
+                list[Rejected],
+                float,
+            ]
         ] = []
         outgoing: list[OutgoingRecord] = []
         for tp, records in batch.items():
-            part = self.partitions.get(tp)
+            part = self._owner(tp)
             if part is None:  # revoked while the batch was in flight
                 continue
             if part.adopted > fetched_at:
                 # Fetched while the partition was being (re)assigned: it may predate the
                 # restored checkpoint. Read again from where the restored state resumes.
-                await self._rewind(part)
+                await self._rewind(part, tp)
                 continue
-            if part.next_offset is not None and records and records[0].offset < part.next_offset:
-                records = [r for r in records if r.offset >= part.next_offset]
+            position = part.position(tp)
+            if position is not None and records and records[0].offset < position:
+                records = [r for r in records if r.offset >= position]
             if not records:
                 continue
             consumed_at = self.wall_clock()
@@ -317,24 +344,35 @@ class MonitorService:
                     trace,
                 )
             outgoing += self._outputs(tp, split.events, output, split.rejected)
-            done.append((part, records, output, split.rejected, consumed_at))
+            done.append((part, tp, records, output, split.rejected, consumed_at))
         await self._send_acked(outgoing)
-        for part, records, output, rejected, consumed_at in done:
-            part.next_offset = records[-1].offset + 1
+        for part, tp, records, output, rejected, consumed_at in done:
+            part.advance(tp, records[-1].offset + 1)
             part.events_since_checkpoint += len(records)
             self.metrics.batch_processed(
-                part.topic_partition,
+                tp,
                 len(records),
                 output,
                 consumed_at=consumed_at,
                 rejected=[r.reason for r in rejected],
             )
 
-    async def _rewind(self, part: PartitionState) -> None:
+    def _owner(self, tp: TopicPartition) -> PartitionState | None:
+        """The state of the input partition ``tp`` is, or whose feedback partition it is."""
+        part = self.partitions.get(tp)
+        if part is None and self.settings.kafka.feedback_topics:
+            owner = self.partitions.get(
+                TopicPartition(self.settings.kafka.input_topics[0], tp.partition)
+            )
+            if owner is not None and tp in owner.feedback:
+                return owner
+        return part
+
+    async def _rewind(self, part: PartitionState, tp: TopicPartition) -> None:
         assert self.consumer is not None
-        tp = part.topic_partition
-        if part.next_offset is not None:
-            self.consumer.seek(tp, part.next_offset)
+        position = part.position(tp)
+        if position is not None:
+            self.consumer.seek(tp, position)
             return
         committed = await self.consumer.committed(tp)
         if committed is not None:
@@ -426,6 +464,10 @@ class MonitorService:
         finally:
             for part in parts:
                 del self.partitions[part.topic_partition]
+            for tp in revoked:  # a feedback partition revoked apart from its input one
+                owner = self._owner(tp)
+                if owner is not None and tp != owner.topic_partition:
+                    del owner.feedback[tp]
         if revoked:
             log.info("released %s", ", ".join(f"{t.topic}[{t.partition}]" for t in revoked))
 
@@ -436,7 +478,9 @@ class MonitorService:
         assert self.consumer is not None and self.state_reader is not None
         self.restoring = True
         try:
-            new = [tp for tp in assigned if tp not in self.partitions]
+            inputs = set(self.settings.kafka.input_topics)
+            new = [tp for tp in assigned if tp.topic in inputs and tp not in self.partitions]
+            feedback = [tp for tp in assigned if tp.topic not in inputs]
             found = await self._read_state(new) if new else {}
             self.adoptions += 1
             outgoing: list[OutgoingRecord] = []
@@ -454,12 +498,33 @@ class MonitorService:
             await self._send_acked(outgoing)
             for part in parts:
                 self.partitions[part.topic_partition] = part
+            for tp in feedback:
+                self._attach_feedback(tp)
             self.history.retain({k for p in self.partitions.values() for k in p.pipeline.versions})
             self.assigned_once = True
         finally:
             self.restoring = False
         if assigned:
             log.info("assigned %s", ", ".join(f"{t.topic}[{t.partition}]" for t in assigned))
+
+    def _attach_feedback(self, tp: TopicPartition) -> None:
+        """Join feedback partition ``tp`` to the input partition of the same number, at the
+        offset the input partition's checkpoint holds for it (else the committed one)."""
+        assert self.consumer is not None
+        input_tp = TopicPartition(self.settings.kafka.input_topics[0], tp.partition)
+        owner = self.partitions.get(input_tp)
+        if owner is None:
+            raise FeedbackAssignmentError(
+                f"feedback partition {tp.topic}[{tp.partition}] was assigned without input "
+                f"partition {input_tp.topic}[{input_tp.partition}]: the feedback and input "
+                "topics must have the same partition count (labels join predictions of the "
+                "same partition number)"
+            )
+        cursor = owner.feedback.get(tp)
+        if cursor is None:
+            cursor = owner.feedback[tp] = FeedbackCursor()
+        if cursor.next_offset is not None:
+            self.consumer.seek(tp, cursor.next_offset)
 
     async def _read_state(
         self, wanted: list[TopicPartition]
@@ -581,6 +646,10 @@ class MonitorService:
         self.consumer.seek(tp, restored.next_offset)
         part.next_offset = restored.next_offset
         part.checkpointed_offset = restored.next_offset
+        for topic, partition, offset in (
+            () if restored.head is None else restored.head.feedback_offsets
+        ):
+            part.feedback[TopicPartition(topic, partition)] = FeedbackCursor(offset, offset)
         log.info(
             "%s[%d]: restored checkpoint (%d versions), epoch %d, resuming at offset %d",
             *tp,

@@ -46,6 +46,8 @@ class TakenCheckpoint:
     """The serialized states of the versions changed since the previous checkpoint (all of
     them at the first checkpoint of an epoch)."""
     previous: dict[ModelKey, BlobRef]
+    feedback_offsets: dict[TopicPartition, int]
+    """The next offsets of the partition's feedback partitions that were read from."""
 
 
 class CheckpointWriter:
@@ -111,7 +113,15 @@ class CheckpointWriter:
         now = self.clock()
         taken = []
         for part in parts:
-            if part.next_offset is None or part.next_offset == part.checkpointed_offset:
+            feedback = {
+                tp: c.next_offset for tp, c in part.feedback.items() if c.next_offset is not None
+            }
+            moved = part.next_offset != part.checkpointed_offset or any(
+                part.feedback[tp].checkpointed_offset != offset for tp, offset in feedback.items()
+            )
+            # Nothing read from the input partition yet: no offset to resume from (its
+            # feedback partitions then resume from their committed offsets).
+            if part.next_offset is None or not moved:
                 continue
             pipeline = part.pipeline
             changed = pipeline.take_changed()
@@ -130,6 +140,7 @@ class CheckpointWriter:
                     monitored,
                     states,
                     dict(part.refs),
+                    feedback,
                 )
             )
             part.events_since_checkpoint = 0
@@ -148,6 +159,7 @@ class CheckpointWriter:
             taken.monitored,
             taken.states,
             taken.previous,
+            [(t.topic, t.partition, offset) for t, offset in taken.feedback_offsets.items()],
         )
 
     async def _write(self, taken: list[TakenCheckpoint]) -> None:
@@ -166,9 +178,12 @@ class CheckpointWriter:
         # The acknowledged heads are what a restore resumes from; the committed offsets only
         # follow them (a commit refused because the group rebalanced is harmless: the
         # partition's next owner restores this checkpoint).
-        await self.commit(
-            {t.part.topic_partition: OffsetAndMetadata(t.next_offset, "") for t in taken}
-        )
+        offsets: dict[TopicPartition, OffsetAndMetadata] = {}
+        for t in taken:
+            offsets[t.part.topic_partition] = OffsetAndMetadata(t.next_offset, "")
+            for tp, offset in t.feedback_offsets.items():
+                offsets[tp] = OffsetAndMetadata(offset, "")
+        await self.commit(offsets)
         garbage: set[bytes] = set()
         for t, e in zip(taken, encoded, strict=True):
             part = t.part
@@ -182,6 +197,9 @@ class CheckpointWriter:
         finished = self.clock()
         for t, e in zip(taken, encoded, strict=True):
             t.part.checkpointed_offset = t.next_offset
+            for tp, offset in t.feedback_offsets.items():
+                if tp in t.part.feedback:
+                    t.part.feedback[tp].checkpointed_offset = offset
             t.part.last_checkpoint = finished
             log.debug(
                 "%s[%d]: checkpoint at %d: %d versions written, %d records, %d bytes",

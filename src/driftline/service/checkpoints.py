@@ -147,6 +147,8 @@ class Head:
     body: bytes | None
     """Compressed body inline, or None when it is spilled (see ``spill``)."""
     spill: BlobRef | None
+    feedback_offsets: tuple[tuple[str, int, int], ...] = ()
+    """(topic, partition, next offset) of the feedback partitions joined to this one."""
 
     @property
     def key(self) -> bytes:
@@ -276,6 +278,7 @@ def encode_head(
     next_offset: int,
     head_state: bytes,
     versions: Mapping[ModelKey, BlobRef],
+    feedback_offsets: Iterable[tuple[str, int, int]] = (),
 ) -> list[tuple[bytes, bytes]]:
     """The head record (last) and, for a large head body, the chunks it spills into."""
     body = orjson.dumps(
@@ -293,15 +296,17 @@ def encode_head(
     if len(compressed) > _HEAD_INLINE_BYTES:
         spill, records = encode_blob(group, topic, partition, write, None, body)
         compressed = b""
-    meta = orjson.dumps(
-        {
-            "next_offset": next_offset,
-            "epoch": write.epoch,
-            "writer": write.writer,
-            "seq": write.seq,
-            "spill": None if spill is None else [spill.chunks, spill.sha256, spill.size],
-        }
-    )
+    fields: dict[str, Any] = {
+        "next_offset": next_offset,
+        "epoch": write.epoch,
+        "writer": write.writer,
+        "seq": write.seq,
+        "spill": None if spill is None else [spill.chunks, spill.sha256, spill.size],
+    }
+    feedback = [list(f) for f in feedback_offsets]
+    if feedback:  # only then: heads without feedback partitions keep their bytes
+        fields["feedback_offsets"] = feedback
+    meta = orjson.dumps(fields)
     value = _V2.pack(MAGIC2, FORMAT, _KIND_HEAD) + _U32.pack(len(meta)) + meta + compressed
     records.append((head_key(group, topic, partition, write), value))
     return records
@@ -351,6 +356,7 @@ def decode_record(key: bytes, value: bytes) -> StateRecord:
                 int(meta["next_offset"]),
                 None if spill is not None else value[start + size :],
                 spill,
+                tuple((str(t), int(p), int(o)) for t, p, o in meta.get("feedback_offsets", [])),
             )
             return StateRecord(kind, group, topic, partition, epoch=write.epoch, head=head)
     except (orjson.JSONDecodeError, KeyError, ValueError, TypeError, IndexError, struct.error) as e:
@@ -598,6 +604,7 @@ def encode_parts(
     monitored: Iterable[ModelKey],
     states: Mapping[ModelKey, bytes],
     previous: Mapping[ModelKey, BlobRef],
+    feedback_offsets: Iterable[tuple[str, int, int]] = (),
 ) -> EncodedCheckpoint:
     """Encode a checkpoint: the ``states`` given (changed versions) as new chunks, every
     other monitored version by its ``previous`` reference. Pure (no Kafka)."""
@@ -610,7 +617,9 @@ def encode_parts(
             refs[model] = ref
         else:
             refs[model] = previous[model]
-    head_records = encode_head(group, topic, partition, write, next_offset, head_state, refs)
+    head_records = encode_head(
+        group, topic, partition, write, next_offset, head_state, refs, feedback_offsets
+    )
     chunks += head_records[:-1]
     head_key_, head_value = head_records[-1]
     decoded = decode_record(head_key_, head_value).head

@@ -81,6 +81,15 @@ def status(snapshot: ServiceSnapshot) -> dict[str, Any]:
                 # events per model version and dead letters per reason.
                 "events": {f"{k[0]}/{k[1]}": n for k, n in sorted(part.pipeline.events.items())},
                 "dead_letters": dict(sorted(part.pipeline.dead_letters.items())),
+                "feedback_partitions": [
+                    {
+                        "topic": joined.topic,
+                        "partition": joined.partition,
+                        "next_offset": joined.next_offset,
+                        "checkpointed_offset": joined.checkpointed_offset,
+                    }
+                    for joined in part.feedback
+                ],
             }
             for part in sorted(snapshot.partitions, key=lambda p: (p.topic, p.partition))
         ],

@@ -6,6 +6,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.helpers import create_ssl_context
 
 from driftline.config import KafkaSettings
@@ -60,9 +61,19 @@ def connection_options(kafka: KafkaSettings) -> dict[str, Any]:
 
 def make_consumer(kafka: KafkaSettings, *, group: bool = True) -> AIOKafkaConsumer:
     """The input consumer (manual commits, no auto-subscribe) or, with ``group=False``, a
-    group-less reader (for the state topic)."""
+    group-less reader (for the state topic).
+
+    With feedback topics the group assigns ranges (partition p of every topic to the same
+    member, the topics having the same partition count) instead of aiokafka's round robin,
+    so a feedback partition lands where its input partition is. A group's members must all
+    use the same assignor: change ``kafka.feedback_topics`` with every member stopped.
+    """
+    options: dict[str, Any] = {}
+    if group and kafka.feedback_topics:
+        options["partition_assignment_strategy"] = (RangePartitionAssignor,)
     return AIOKafkaConsumer(
         **connection_options(kafka),
+        **options,
         group_id=kafka.group_id if group else None,
         enable_auto_commit=False,
         auto_offset_reset="earliest",

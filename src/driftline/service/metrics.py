@@ -143,6 +143,12 @@ class ServiceCollector(Collector):
             if part.highwater is not None and part.next_offset is not None:
                 lag.add_metric(labels, max(part.highwater - part.next_offset, 0))
             age.add_metric(labels, snapshot.taken_at - part.last_checkpoint)
+            for joined in part.feedback:  # feedback partitions: lag only
+                if joined.highwater is not None and joined.next_offset is not None:
+                    lag.add_metric(
+                        [joined.topic, str(joined.partition)],
+                        max(joined.highwater - joined.next_offset, 0),
+                    )
         yield lag
         yield age
         statistic = GaugeMetricFamily(

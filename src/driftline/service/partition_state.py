@@ -13,6 +13,15 @@ from driftline.service.checkpoints import BlobRef
 
 
 @dataclass(slots=True)
+class FeedbackCursor:
+    """A feedback partition joined to an input partition (``kafka.feedback_topics``)."""
+
+    next_offset: int | None = None
+    """First offset not yet processed (None until the first record or a restore)."""
+    checkpointed_offset: int | None = None
+
+
+@dataclass(slots=True)
 class PartitionState:
     """One assigned input partition: its pipeline, offsets and checkpoint bookkeeping."""
 
@@ -41,3 +50,20 @@ class PartitionState:
     the first checkpoint after an adoption writes every version)."""
     live_keys: set[bytes] = field(default_factory=set)
     """State records of the partition that are not tombstoned yet."""
+    feedback: dict[TopicPartition, FeedbackCursor] = field(default_factory=dict)
+    """The feedback partitions of the same number, processed by the same pipeline (their
+    offsets are checkpointed with this partition's state)."""
+
+    def advance(self, tp: TopicPartition, next_offset: int) -> None:
+        """Records of ``tp`` (this partition or one of its feedback partitions) up to
+        ``next_offset`` are processed and their outputs acknowledged."""
+        if tp == self.topic_partition:
+            self.next_offset = next_offset
+        else:
+            self.feedback[tp].next_offset = next_offset
+
+    def position(self, tp: TopicPartition) -> int | None:
+        """First offset of ``tp`` not yet processed."""
+        if tp == self.topic_partition:
+            return self.next_offset
+        return self.feedback[tp].next_offset

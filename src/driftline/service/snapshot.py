@@ -15,6 +15,17 @@ from driftline.snapshot import PipelineSnapshot
 
 
 @dataclass(frozen=True, slots=True)
+class FeedbackPartitionSnapshot:
+    """A feedback partition joined to an input partition (``kafka.feedback_topics``)."""
+
+    topic: str
+    partition: int
+    next_offset: int | None
+    checkpointed_offset: int | None
+    highwater: int | None
+
+
+@dataclass(frozen=True, slots=True)
 class PartitionSnapshot:
     """One assigned input partition."""
 
@@ -28,6 +39,7 @@ class PartitionSnapshot:
     highwater: int | None
     """The partition's end offset as the consumer last saw it (None: unknown)."""
     pipeline: PipelineSnapshot
+    feedback: tuple[FeedbackPartitionSnapshot, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

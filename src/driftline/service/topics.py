@@ -52,6 +52,7 @@ class TopicSpec:
 def topic_specs(settings: Settings) -> list[TopicSpec]:
     kafka = settings.kafka
     specs = [TopicSpec(t, "input", {}) for t in kafka.input_topics]
+    specs += [TopicSpec(t, "feedback", {}) for t in kafka.feedback_topics]
     specs += [
         TopicSpec(kafka.alerts_topic, "alerts", {}),
         TopicSpec(kafka.retrain_topic, "retrain requests", {}),
@@ -102,6 +103,17 @@ async def differences(settings: Settings, admin: Any) -> list[str]:
     for spec in specs:
         if spec.name not in counts:
             problems.append(f"{spec.role} topic {spec.name!r} does not exist")
+            continue
+        if spec.role == "feedback":
+            inputs = counts.get(settings.kafka.input_topics[0])
+            if inputs is not None and counts[spec.name] != inputs:
+                problems.append(
+                    f"feedback topic {spec.name!r} has {counts[spec.name]} partitions and input "
+                    f"topic {settings.kafka.input_topics[0]!r} {inputs}: labels are joined "
+                    "with predictions of the same partition number, so both must have the same "
+                    "partition count and be produced with the same partitioner and key "
+                    "(model_id)"
+                )
             continue
         if spec.role == "input" and counts[spec.name] != settings.kafka.partitions:
             problems.append(
