@@ -66,9 +66,10 @@ def predicted_classes(spec: TaskSpec, predictions: Array) -> Array:
 def pair_errors(spec: TaskSpec, predictions: Array, labels: Array) -> Array:
     """The error of each pair (0/1, or the absolute error for regression); NaN if invalid."""
     if spec.task is Task.REGRESSION:
-        return np.abs(predictions - labels)
+        absolute: Array = np.abs(predictions - labels)
+        return absolute
     predicted = predicted_classes(spec, predictions)
-    errors = (predicted != labels).astype(np.float64)
+    errors: Array = (predicted != labels).astype(np.float64)
     errors[~valid_pairs(predictions, labels)] = np.nan
     return errors
 

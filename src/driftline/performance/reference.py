@@ -11,7 +11,9 @@ and ``__label__`` records the ``performance`` section of the profile::
 
 ``pairs`` counts the rows where both the prediction and the label are valid for the task;
 ``metrics`` are :func:`driftline.performance.metrics.window_metrics` over them (plus, for
-multiclass probabilities, the log loss and Brier score of the full vectors); the calibration
+multiclass probabilities, the log loss and Brier score of the full vectors, and with a
+calibration ``expected_error_rate``: CBPE's estimate on the reference itself, the baseline
+of the estimated performance); the calibration
 map (binary probabilities only, see :mod:`driftline.performance.calibration`) is what CBPE
 needs. Profiles without predictions and labels have no such section, and keep the bytes and
 ``profile_id`` they had before it existed.
@@ -27,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from driftline.events import LABEL_FEATURE, Scalar
-from driftline.performance.calibration import Calibration, fit_calibration
+from driftline.performance.calibration import Calibration, expected_error_rate, fit_calibration
 from driftline.performance.metrics import multiclass_probability_metrics, window_metrics
 from driftline.performance.task import (
     Task,
@@ -171,4 +173,8 @@ def build_reference_performance(
             multiclass_probability_metrics(class_probabilities(spec, columns, rows), labels)
         )
     calibration = fit_calibration(predictions, labels) if spec.has_probabilities else None
+    if calibration is not None:
+        keep = ~np.isnan(labels)
+        expected, _ = expected_error_rate(predictions[keep], spec.decision_threshold, calibration)
+        metrics["expected_error_rate"] = expected
     return ReferencePerformance(spec, metrics, pairs, calibration)

@@ -311,7 +311,7 @@ def encode_labels(spec: TaskSpec, values: Sequence[Scalar]) -> npt.NDArray[np.fl
     if spec.task is Task.BINARY:
         for i, v in enumerate(values):
             if isinstance(v, bool) or (_is_number(v) and v in (0, 1)):
-                out[i] = float(v)  # type: ignore[arg-type]
+                out[i] = float(v)
         return out
     index = {name: float(k) for k, name in enumerate(spec.classes)}
     for i, v in enumerate(values):
@@ -334,9 +334,7 @@ def encode_predictions(
         }
         columns[PREDICTION_FEATURE] = [None if isinstance(v, Mapping) else v for v in values]
     else:
-        columns = {
-            PREDICTION_FEATURE: [None if isinstance(v, Mapping) else v for v in values]  # type: ignore[misc]
-        }
+        columns = {PREDICTION_FEATURE: [None if isinstance(v, Mapping) else v for v in values]}
     return encode_prediction_columns(spec, columns, len(values))
 
 
@@ -382,7 +380,7 @@ def _argmax_codes(
     no valid probability, or with a probability outside [0, 1]."""
     matrix = class_probabilities(spec, columns, rows)
     invalid = np.isnan(matrix).all(axis=1) | ((matrix < 0.0) | (matrix > 1.0)).any(axis=1)
-    codes = np.argmax(np.nan_to_num(matrix, nan=-1.0), axis=1).astype(np.float64)
+    codes: npt.NDArray[np.float64] = np.argmax(np.nan_to_num(matrix, nan=-1.0), axis=1).astype(np.float64)
     codes[invalid] = np.nan
     return codes
 
