@@ -12,7 +12,7 @@ import numpy as np
 import numpy.typing as npt
 
 from driftline.findings import Finding
-from driftline.performance.monitor import PerformanceMonitor, PerformanceSettings
+from driftline.performance.monitor import PerformanceMonitor
 from driftline.performance.reference import ReferencePerformance
 from driftline.performance.task import Task, TaskSpec
 from driftline.plan import ThresholdTable
@@ -64,18 +64,18 @@ def delayed(
     )
 
 
-def binary_classes(n: int, error_rate: float, rng: np.random.Generator) -> tuple[
-    npt.NDArray[np.float64], npt.NDArray[np.float64]
-]:
+def binary_classes(
+    n: int, error_rate: float, rng: np.random.Generator
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
     """Class predictions and labels with the given error rate."""
     label = (rng.random(n) < 0.5).astype(np.float64)
     wrong = rng.random(n) < error_rate
     return np.where(wrong, 1.0 - label, label), label
 
 
-def regression_values(n: int, scale: float, rng: np.random.Generator) -> tuple[
-    npt.NDArray[np.float64], npt.NDArray[np.float64]
-]:
+def regression_values(
+    n: int, scale: float, rng: np.random.Generator
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
     """Predictions and labels with Gaussian errors of standard deviation ``scale``."""
     label = rng.normal(100.0, 20.0, n)
     return label + rng.normal(0.0, scale, n), label
@@ -98,7 +98,9 @@ def run(
     out: list[tuple[int, Finding]] = []
     for start in range(0, len(pairs), chunk):
         out.extend(
-            monitor.observe_pairs(pairs.slice(start, start + chunk), model_id="m", model_version="1")
+            monitor.observe_pairs(
+                pairs.slice(start, start + chunk), model_id="m", model_version="1"
+            )
         )
     return out
 
@@ -106,5 +108,3 @@ def run(
 def alerts_of(findings: list[tuple[int, Finding]]) -> list[Alert]:
     alerting = policy()
     return [alert for _, f in findings for alert in alerting.observe(f)]
-
-

@@ -26,11 +26,7 @@ def test_pav_known_result() -> None:
 
 
 @settings(max_examples=200, deadline=None)
-@given(
-    st.lists(
-        st.tuples(st.floats(0, 1), st.floats(0.1, 10)), min_size=1, max_size=40
-    )
-)
+@given(st.lists(st.tuples(st.floats(0, 1), st.floats(0.1, 10)), min_size=1, max_size=40))
 def test_pav_equals_scipy(points: list[tuple[float, float]]) -> None:
     y = np.array([p for p, _ in points])
     w = np.array([w for _, w in points])

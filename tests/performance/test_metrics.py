@@ -76,11 +76,7 @@ def test_multiclass_recall_and_error_equal_brute_force(pairs: list[tuple[int, in
 
 
 @settings(max_examples=100, deadline=None)
-@given(
-    st.lists(
-        st.tuples(st.floats(-1e3, 1e3), st.floats(-1e3, 1e3)), min_size=1, max_size=50
-    )
-)
+@given(st.lists(st.tuples(st.floats(-1e3, 1e3), st.floats(-1e3, 1e3)), min_size=1, max_size=50))
 def test_regression_equals_brute_force(pairs: list[tuple[float, float]]) -> None:
     spec = TaskSpec(Task.REGRESSION, "value")
     m = window_metrics(spec, np.array([p for p, _ in pairs]), np.array([y for _, y in pairs]))

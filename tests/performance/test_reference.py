@@ -79,7 +79,7 @@ def test_invalid_sections_name_the_key_path(path, value, message) -> None:  # ty
 
 def test_ambiguous_data_stops_the_build_unless_the_task_is_given() -> None:
     columns = {"__label__": [0, 1, 2, 1], "__prediction__": [0, 1, 1, 2]}
-    with pytest.raises(ProfileError, match="__prediction__ and __label__: .*models\\[\\]\\.task"):
+    with pytest.raises(ProfileError, match=r"__prediction__ and __label__: .*models\[\]\.task"):
         build_profile(columns, model_id="m", model_version="1", source=SOURCE)
     profile = build_profile(
         columns, model_id="m", model_version="1", source=SOURCE, task=Task.MULTICLASS

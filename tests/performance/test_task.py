@@ -95,7 +95,11 @@ def test_encoders_give_nan_for_values_that_do_not_fit() -> None:
 
 
 def test_infer_from_a_profile_uses_its_performance_section() -> None:
-    columns = {"x": [1.0, 2.0, 3.0, 4.0], "__label__": [0, 1, 1, 0], "__prediction__": [0.1, 0.8, 0.4, 0.3]}
+    columns = {
+        "x": [1.0, 2.0, 3.0, 4.0],
+        "__label__": [0, 1, 1, 0],
+        "__prediction__": [0.1, 0.8, 0.4, 0.3],
+    }
     profile = build_profile(
         columns, model_id="m", model_version="1", source=ProfileSource("file", "0" * 64)
     )
@@ -104,6 +108,8 @@ def test_infer_from_a_profile_uses_its_performance_section() -> None:
     )
     with pytest.raises(TaskInferenceError):
         infer_task(profile, Task.REGRESSION)
-    bare = build_profile({"x": [1.0]}, model_id="m", model_version="1", source=ProfileSource("file", "0" * 64))
+    bare = build_profile(
+        {"x": [1.0]}, model_id="m", model_version="1", source=ProfileSource("file", "0" * 64)
+    )
     assert infer_task(bare) is None
     assert infer_task(None) is None

@@ -380,7 +380,9 @@ def _argmax_codes(
     no valid probability, or with a probability outside [0, 1]."""
     matrix = class_probabilities(spec, columns, rows)
     invalid = np.isnan(matrix).all(axis=1) | ((matrix < 0.0) | (matrix > 1.0)).any(axis=1)
-    codes: npt.NDArray[np.float64] = np.argmax(np.nan_to_num(matrix, nan=-1.0), axis=1).astype(np.float64)
+    codes: npt.NDArray[np.float64] = np.argmax(np.nan_to_num(matrix, nan=-1.0), axis=1).astype(
+        np.float64
+    )
     codes[invalid] = np.nan
     return codes
 
