@@ -11,7 +11,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from river import drift as river_drift
 
-
 from driftline.findings import Finding
 from driftline.performance.calibration import Calibration
 from driftline.performance.monitor import PerformanceMonitor, PerformanceSettings
