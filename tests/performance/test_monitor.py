@@ -217,3 +217,18 @@ def test_a_reference_of_another_task_is_refused() -> None:
         assert "regression" in str(exc)
     else:
         raise AssertionError("expected a ValueError")
+
+
+def test_performance_detectors_are_in_the_catalog_for_thresholds_and_texts() -> None:
+    from driftline.detectors.catalog import DETECTORS, describe_statistic
+    from driftline.performance.detectors import PERFORMANCE_DETECTORS, PERFORMANCE_STATISTICS
+    from driftline.plan import ThresholdTable
+
+    for detector in PERFORMANCE_DETECTORS:
+        assert DETECTORS[detector.name] is detector and not detector.kinds
+    for detector in PERFORMANCE_STATISTICS:
+        assert describe_statistic(detector.statistic) == (detector.display_name, detector.meaning)
+    table = ThresholdTable()
+    assert table("__error__", "error_rate").level(3.5) == "warning"
+    assert table("__error__", "adwin").level(1.0) == "warning"
+    assert table("__estimated_error__", "estimated_error_rate").level(0.07) == "critical"

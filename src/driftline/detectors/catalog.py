@@ -48,11 +48,12 @@ from driftline.profile import FeatureKind
 __all__ = [
     "DEFAULT_DETECTORS",
     "DETECTORS",
+    "FEATURE_DETECTORS",
     "STREAM_DETECTORS",
     "describe_statistic",
 ]
 
-_FEATURE_DETECTORS: tuple[type[Detector], ...] = (
+FEATURE_DETECTORS: tuple[type[Detector], ...] = (
     PSI,
     JensenShannon,
     KolmogorovSmirnov,
@@ -65,8 +66,10 @@ _FEATURE_DETECTORS: tuple[type[Detector], ...] = (
     AdwinDetections,
     PageHinkleyDetections,
 )
+"""The detectors that run on features' windows."""
+
 DETECTORS: dict[str, type[Detector]] = {
-    detector.name: detector for detector in (*_FEATURE_DETECTORS, *PERFORMANCE_DETECTORS)
+    detector.name: detector for detector in (*FEATURE_DETECTORS, *PERFORMANCE_DETECTORS)
 }
 """Every detector class by its name (the name configs and findings use). The performance
 detectors (:mod:`driftline.performance.detectors`) apply to no feature kind: they are here

@@ -34,7 +34,7 @@ def proportion_increase_z(rate: float, n: int, reference_rate: float, reference_
     ``reference_rate`` (over ``reference_n``); positive when the window's rate is higher.
 
     >>> round(proportion_increase_z(0.40, 1000, 0.33, 10000), 2)
-    4.55
+    4.47
     """
     pooled = (rate * n + reference_rate * reference_n) / (n + reference_n)
     variance = pooled * (1.0 - pooled) * (1.0 / n + 1.0 / reference_n)
@@ -48,7 +48,7 @@ def mean_increase_z(
     reference's; positive when the window's mean is higher.
 
     >>> round(mean_increase_z(1.2, 0.6, 1000, 1.0, 0.6, 10000), 2)
-    10.06
+    10.05
     """
     variance = std * std / n + reference_std * reference_std / reference_n
     return _capped(mean - reference_mean, math.sqrt(variance))
