@@ -36,13 +36,18 @@ from collections.abc import Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 import orjson
 
+from driftline.categories import category_key
 from driftline.events import Scalar
+
+if TYPE_CHECKING:
+    from driftline.performance.reference import ReferencePerformance
+    from driftline.performance.task import Task
 
 SCHEMA_VERSION = 1
 
@@ -136,6 +141,10 @@ class ReferenceProfile:
     source: ProfileSource
     features: dict[str, FeatureProfile]
     schema_version: int = SCHEMA_VERSION
+    performance: ReferencePerformance | None = None
+    """The model's performance on the reference data (task, metrics, calibration), when it
+    had predictions and labels: see :mod:`driftline.performance.reference`. The key is
+    absent from the JSON when ``None``."""
     _id: str | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
@@ -205,25 +214,6 @@ def save_profile(profile: ReferenceProfile, path: str | os.PathLike[str]) -> Non
 # --------------------------------------------------------------------------- building
 
 
-def category_key(value: Scalar) -> str | None:
-    """The canonical category string of a value, used by profiles and monitoring alike.
-
-    >>> [category_key(v) for v in ("a", True, False, 7, 7.0, 0.5, None)]
-    ['a', 'true', 'false', '7', '7', '0.5', None]
-    """
-    if value is None:
-        return None
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if math.isfinite(value) and value == int(value):
-        return str(int(value))
-    return repr(float(value))
-
-
 def _is_number(value: Scalar) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
@@ -258,6 +248,8 @@ def build_profile(
     source: ProfileSource,
     kinds: Mapping[str, FeatureKind] | None = None,
     top_k: int = 20,
+    task: Task | None = None,
+    decision_threshold: float = 0.5,
 ) -> ReferenceProfile:
     """Summarise reference data, one column per feature, into a profile.
 
@@ -270,12 +262,18 @@ def build_profile(
         feature that is not in ``columns`` is an error.
     top_k
         How many categories a categorical feature keeps (boolean features keep both).
+    task, decision_threshold
+        The model's task (``None``: inferred) and binary decision threshold, for the
+        ``performance`` section recorded when the data has ``__prediction__`` (or
+        ``__prediction__.<class>``) and ``__label__`` columns
+        (:func:`driftline.performance.reference.build_reference_performance`).
 
     Raises
     ------
     ProfileError
         Columns of different lengths, no rows, unknown override names, a numeric
-        feature with a non-number or non-finite value, a boolean feature with a non-bool.
+        feature with a non-number or non-finite value, a boolean feature with a non-bool,
+        predictions and labels whose task is ambiguous (then pass ``task``).
     """
     if top_k < 0:
         raise ValueError(f"top_k must be >= 0, got {top_k}")
@@ -301,12 +299,22 @@ def build_profile(
         values = columns[name]
         kind = FeatureKind(overrides[name]) if name in overrides else infer_kind(values)
         features[name] = _build_feature(name, kind, values, top_k)
+    from driftline.performance.reference import build_reference_performance
+    from driftline.performance.task import TaskInferenceError
+
+    try:
+        performance = build_reference_performance(
+            columns, task=task, decision_threshold=decision_threshold
+        )
+    except TaskInferenceError as exc:
+        raise ProfileError(f"__prediction__ and __label__: {exc}") from None
     return ReferenceProfile(
         model_id=model_id,
         model_version=model_version,
         row_count=row_count,
         source=source,
         features=features,
+        performance=performance,
     )
 
 
@@ -440,7 +448,7 @@ def _canonical_id(body: dict[str, Any]) -> str:
 
 def _profile_body(profile: ReferenceProfile) -> dict[str, Any]:
     src = profile.source
-    return {
+    body = {
         "schema_version": profile.schema_version,
         "model_id": profile.model_id,
         "model_version": profile.model_version,
@@ -448,6 +456,9 @@ def _profile_body(profile: ReferenceProfile) -> dict[str, Any]:
         "source": {"kind": src.kind, "sha256": src.sha256, "path": src.path, "format": src.format},
         "features": {name: _feature_dict(f) for name, f in profile.features.items()},
     }
+    if profile.performance is not None:
+        body["performance"] = profile.performance.to_dict()
+    return body
 
 
 # --------------------------------------------------------------------------- validating
@@ -642,6 +653,17 @@ def _parse_source(value: Any) -> ProfileSource:
     )
 
 
+def _parse_performance(value: Any) -> ReferencePerformance | None:
+    if value is None:
+        return None
+    from driftline.performance.reference import ReferencePerformance, ReferencePerformanceError
+
+    try:
+        return ReferencePerformance.from_dict(value)
+    except ReferencePerformanceError as exc:
+        raise _InvalidError(exc.key, exc.problem) from None
+
+
 def _parse_profile(data: Any) -> ReferenceProfile:
     if not isinstance(data, dict):
         raise _InvalidError("", f"expected a JSON object, got {_describe(data)}")
@@ -658,7 +680,7 @@ def _parse_profile(data: Any) -> ReferenceProfile:
         data,
         "",
         {"schema_version", "model_id", "model_version", "row_count", "source", "features"},
-        {"profile_id"},
+        {"profile_id", "performance"},
     )
     row_count = _count(obj["row_count"], "row_count")
     raw_features = obj["features"]
@@ -674,6 +696,7 @@ def _parse_profile(data: Any) -> ReferenceProfile:
         row_count=row_count,
         source=_parse_source(obj["source"]),
         features=features,
+        performance=_parse_performance(obj.get("performance")),
     )
     stated = obj.get("profile_id")
     if stated is not None and stated != profile.profile_id:

@@ -34,6 +34,7 @@ from typing import IO, Any
 import orjson
 
 from driftline.events import DeadLetterReason, InvalidEventError, Scalar, event_values
+from driftline.performance.task import Task
 from driftline.profile import (
     FeatureKind,
     ProfileError,
@@ -148,11 +149,16 @@ def build_profile_from_file(
     kinds: Mapping[str, FeatureKind] | None = None,
     top_k: int = 20,
     progress: bool = False,
+    task: Task | None = None,
+    decision_threshold: float = 0.5,
 ) -> ReferenceProfile:
     """Read a reference data file and build its profile.
 
     The source is ``ProfileSource(kind="file", sha256=<file hash>, path=<path as given>,
     format=<format>)``. CSV columns overridden to categorical keep their text as written.
+    Data with ``__prediction__`` (or ``__prediction__.<class>``) and ``__label__`` also
+    gives the profile its reference performance (``task``: the model's task, ``None`` to
+    infer it; ``decision_threshold``: for binary probabilities).
     """
     name = os.fspath(path)
     categorical = [k for k, v in (kinds or {}).items() if v == FeatureKind.CATEGORICAL]
@@ -165,6 +171,8 @@ def build_profile_from_file(
             source=ProfileSource(kind="file", sha256=data.sha256, path=name, format=data.format),
             kinds=kinds,
             top_k=top_k,
+            task=task,
+            decision_threshold=decision_threshold,
         )
     except ProfileError as exc:
         raise ProfileError(f"{name}: {exc}") from None

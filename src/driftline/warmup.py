@@ -45,6 +45,7 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 
+from driftline.categories import category_key
 from driftline.events import Scalar
 from driftline.profile import (
     QUANTILE_LEVELS,
@@ -55,7 +56,6 @@ from driftline.profile import (
     ProfileError,
     ProfileSource,
     ReferenceProfile,
-    category_key,
     category_summary,
     numeric_summary,
 )

@@ -19,6 +19,7 @@ from driftline.detectors.base import Detector, Statistic
 from driftline.detectors.catalog import (
     DEFAULT_DETECTORS,
     DETECTORS,
+    FEATURE_DETECTORS,
     STREAM_DETECTORS,
     describe_statistic,
 )
@@ -33,13 +34,15 @@ from driftline.features import boolean_column, category_column, numeric_column
 from driftline.profile import FeatureKind, FeatureProfile, ProfileSource, build_profile
 
 KINDS = tuple(FeatureKind)
-DETECTOR_CLASSES = list(DETECTORS.values())
+DETECTOR_CLASSES = list(FEATURE_DETECTORS)
 STREAM_PARAMETERS: dict[str, dict[str, Any]] = {
     "adwin": {"delta": 0.05, "clock": 4},
     "page_hinkley": {"threshold": 5.0},
 }
 
-pytestmark = pytest.mark.parametrize("detector", DETECTOR_CLASSES, ids=list(DETECTORS))
+pytestmark = pytest.mark.parametrize(
+    "detector", DETECTOR_CLASSES, ids=[d.name for d in DETECTOR_CLASSES]
+)
 
 
 def _profiles(seed: int = 0) -> dict[FeatureKind, FeatureProfile]:

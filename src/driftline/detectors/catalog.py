@@ -42,39 +42,47 @@ from driftline.detectors.windowed import (
     QualityUnseenCategory,
     Wasserstein,
 )
+from driftline.performance.detectors import PERFORMANCE_DETECTORS, PERFORMANCE_STATISTICS
 from driftline.profile import FeatureKind
 
 __all__ = [
     "DEFAULT_DETECTORS",
     "DETECTORS",
+    "FEATURE_DETECTORS",
     "STREAM_DETECTORS",
     "describe_statistic",
 ]
 
+FEATURE_DETECTORS: tuple[type[Detector], ...] = (
+    PSI,
+    JensenShannon,
+    KolmogorovSmirnov,
+    Wasserstein,
+    ChiSquare,
+    QualityMissing,
+    QualityOutOfRange,
+    QualityUnseenCategory,
+    QualityType,
+    AdwinDetections,
+    PageHinkleyDetections,
+)
+"""The detectors that run on features' windows."""
+
 DETECTORS: dict[str, type[Detector]] = {
-    detector.name: detector
-    for detector in (
-        PSI,
-        JensenShannon,
-        KolmogorovSmirnov,
-        Wasserstein,
-        ChiSquare,
-        QualityMissing,
-        QualityOutOfRange,
-        QualityUnseenCategory,
-        QualityType,
-        AdwinDetections,
-        PageHinkleyDetections,
-    )
+    detector.name: detector for detector in (*FEATURE_DETECTORS, *PERFORMANCE_DETECTORS)
 }
-"""Every detector class by its name (the name configs and findings use)."""
+"""Every detector class by its name (the name configs and findings use). The performance
+detectors (:mod:`driftline.performance.detectors`) apply to no feature kind: they are here
+for their thresholds and alert texts."""
 
 STREAM_DETECTORS: tuple[type[StreamDetections], ...] = tuple(
     detector for detector in DETECTORS.values() if issubclass(detector, StreamDetections)
 )
 """The stateful detectors that run across windows, in registry order."""
 
-_BY_STATISTIC: dict[str, type[Detector]] = {d.statistic: d for d in DETECTORS.values()}
+_BY_STATISTIC: dict[str, type[Detector]] = {
+    d.statistic: d for d in (*DETECTORS.values(), *PERFORMANCE_STATISTICS)
+}
 
 DEFAULT_DETECTORS: dict[FeatureKind, tuple[str, ...]] = {
     FeatureKind.NUMERIC: ("psi", "quality_missing", "quality_out_of_range", "quality_type"),

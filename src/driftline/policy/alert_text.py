@@ -14,6 +14,7 @@ from driftline.detectors.base import Direction
 from driftline.detectors.catalog import describe_statistic
 from driftline.events import LABEL_FEATURE, PREDICTION_FEATURE
 from driftline.findings import Finding
+from driftline.performance.detectors import ERROR_FEATURE, ESTIMATED_ERROR_FEATURE
 from driftline.policy.states import Severity, Status, Transition
 
 # -- rendering -------------------------------------------------------------------------
@@ -93,6 +94,10 @@ def display_feature(feature: str) -> str:
         return f"the predicted probability of class `{feature[len(PREDICTION_FEATURE) + 1 :]}`"
     if feature == LABEL_FEATURE:
         return "the label"
+    if feature == ERROR_FEATURE:
+        return "the model's error on joined labels"
+    if feature == ESTIMATED_ERROR_FEATURE:
+        return "the model's estimated error (no labels)"
     return f"`{feature}`"
 
 

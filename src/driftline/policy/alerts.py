@@ -54,6 +54,7 @@ from driftline.cloudevents import (
 from driftline.detectors.base import Direction
 from driftline.events import LABEL_FEATURE, PREDICTION_FEATURE
 from driftline.findings import Finding
+from driftline.performance.detectors import ERROR_FEATURE, ESTIMATED_ERROR_FEATURE
 from driftline.policy.alert_text import AlertText
 from driftline.policy.states import Severity, Status, Transition
 from driftline.settings_base import StrictSettings
@@ -267,7 +268,13 @@ def alert_name(feature: str, detector: str) -> str:
     ('FeatureDrift', 'PredictionDrift')
     >>> alert_name("amount", "quality_missing")
     'DataQuality'
+    >>> alert_name("__error__", "adwin"), alert_name("__estimated_error__", "estimated_error_rate")
+    ('PerformanceDrift', 'EstimatedPerformanceDrift')
     """
+    if feature == ERROR_FEATURE:
+        return "PerformanceDrift"
+    if feature == ESTIMATED_ERROR_FEATURE:
+        return "EstimatedPerformanceDrift"
     if detector.startswith("quality_"):
         return "DataQuality"
     if is_prediction_feature(feature):
