@@ -24,6 +24,9 @@ from pydantic import (
 from driftline.alertmanager.settings import AlertmanagerSettings
 from driftline.detectors.catalog import DEFAULT_DETECTORS, DETECTORS
 from driftline.events import DecodeLimits
+from driftline.labels.settings import LabelSettings
+from driftline.performance.monitor import PerformanceSettings
+from driftline.performance.task import Task
 from driftline.policy.alerts import AlertSettings
 from driftline.policy.retrain import RetrainSettings
 from driftline.profile import FeatureKind
@@ -268,6 +271,11 @@ class ModelSettings(_Strict):
     detectors: DetectorSets | None = None
     thresholds: dict[str, Threshold] = Field(default_factory=dict)
     features: dict[str, FeatureSettings] = Field(default_factory=dict)
+    task: Task | None = None
+    """``binary``, ``multiclass`` or ``regression``; by default inferred from the reference
+    profile (see README, "Model performance")."""
+    decision_threshold: float = Field(0.5, gt=0, lt=1)
+    """A binary classifier's probability at or above which it predicts the positive class."""
 
     @field_validator("model_version", mode="before")
     @classmethod
@@ -312,6 +320,8 @@ class Settings(_Strict):
     page_hinkley: PageHinkleySettings = PageHinkleySettings()
     alerts: AlertSettings = AlertSettings()
     retrain: RetrainSettings = RetrainSettings()
+    labels: LabelSettings = LabelSettings()
+    performance: PerformanceSettings = PerformanceSettings()
     models: tuple[ModelSettings, ...] = ()
     kafka: KafkaSettings = KafkaSettings()
     checkpoint: CheckpointSettings = CheckpointSettings()

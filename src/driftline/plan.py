@@ -12,7 +12,11 @@ from dataclasses import dataclass, field
 
 from driftline.detectors.catalog import DETECTORS
 from driftline.events import DecodeLimits
+from driftline.labels.join import JoinLimits
+from driftline.labels.settings import LabelSettings
 from driftline.monitor import MonitorPlan
+from driftline.performance.monitor import PerformanceSettings
+from driftline.performance.task import Task
 from driftline.policy.alerts import AlertSettings, Thresholds
 from driftline.policy.retrain import RetrainSettings
 from driftline.profile import ReferenceProfile
@@ -61,6 +65,9 @@ class VersionPlan:
     thresholds: ThresholdTable
     profile: ReferenceProfile | None
     """The configured reference; ``None``: learned from the version's first events."""
+    task: Task | None = None
+    """The configured task; ``None``: inferred from the reference profile."""
+    decision_threshold: float = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +97,9 @@ class Plan:
     ignore_unconfigured: bool
     """Versions no entry matches are only counted, not monitored."""
     entries: tuple[ModelEntry, ...] = field(default=())
+    labels: JoinLimits = field(default_factory=lambda: LabelSettings().limits())
+    """Bounds of each version's label join."""
+    performance: PerformanceSettings = field(default_factory=PerformanceSettings)
 
     def for_version(self, key: ModelKey) -> VersionPlan | None:
         """The plan of a model version: its exact entry, else its model's first

@@ -12,6 +12,9 @@ from typing import Any
 from driftline.config import ConfigError, ModelSettings, Settings, Threshold
 from driftline.detectors.catalog import DETECTORS
 from driftline.monitor import ModelMonitor, MonitorPlan
+from driftline.performance.detectors import PERFORMANCE_STATISTICS
+from driftline.performance.profile_task import infer_task
+from driftline.performance.task import TaskInferenceError
 from driftline.plan import ModelEntry, Plan, ThresholdOverrides, ThresholdTable, VersionPlan
 from driftline.policy.alerts import AlertPolicy
 from driftline.policy.retrain import RetrainPolicy
@@ -58,6 +61,9 @@ def build_plan(settings: Settings, profiles: Mapping[int, ReferenceProfile] | No
         _check_thresholds(entry.plan.thresholds, f"models.{i}.")
         _check_detectors(settings.models[i], entry.plan, f"models.{i}.")
     _check_policies(settings, [unconfigured, *(e.plan for e in entries)])
+    _check_performance(settings)
+    for i, entry in enumerate(entries):
+        _check_task(entry.plan, f"models.{i}.task")
     column_values = min(
         settings.warmup_events, max(settings.warmup_sample_values, settings.warmup_max_categories)
     )
@@ -71,6 +77,8 @@ def build_plan(settings: Settings, profiles: Mapping[int, ReferenceProfile] | No
         unconfigured=unconfigured,
         ignore_unconfigured=settings.unconfigured_models == "ignore",
         entries=entries,
+        labels=settings.labels.limits(),
+        performance=settings.performance,
     )
 
 
@@ -81,6 +89,8 @@ def _version_plan(
         monitor=_monitor_plan(settings, entry),
         thresholds=_threshold_table(settings, entry),
         profile=profile,
+        task=None if entry is None else entry.task,
+        decision_threshold=0.5 if entry is None else entry.decision_threshold,
     )
 
 
@@ -174,6 +184,11 @@ def _check_detectors(entry: ModelSettings | None, plan: VersionPlan, prefix: str
     for feature, names in monitor.feature_detectors.items():
         key = f"{prefix}features.{feature}.detectors"
         for name in names:
+            if not DETECTORS[name].kinds:
+                raise ConfigError(
+                    f"{key}: {name!r} measures model performance, not a feature "
+                    "(see performance.detectors)"
+                )
             _create_detector(name, monitor, key)
         feature_kind = _feature_kind(profile, feature)
         if feature_kind is None:
@@ -195,6 +210,26 @@ def _feature_kind(profile: ReferenceProfile | None, feature: str) -> FeatureKind
     if profile is None or feature not in profile.features:
         return None
     return profile.features[feature].kind
+
+
+def _check_performance(settings: Settings) -> None:
+    """``performance.detectors`` names performance detectors only."""
+    known = {d.name for d in PERFORMANCE_STATISTICS}
+    for name in settings.performance.detectors:
+        if name not in known:
+            raise ConfigError(
+                f"performance.detectors: unknown detector {name!r} "
+                f"(known: {', '.join(sorted(known))})"
+            )
+
+
+def _check_task(plan: VersionPlan, key: str) -> None:
+    """The task of a version with a configured profile can be known (configured, or
+    inferred without ambiguity from the profile)."""
+    try:
+        infer_task(plan.profile, plan.task, plan.decision_threshold)
+    except TaskInferenceError as exc:
+        raise ConfigError(f"{key}: {exc}") from None
 
 
 def _check_policies(settings: Settings, plans: list[VersionPlan]) -> None:

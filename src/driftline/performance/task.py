@@ -62,16 +62,13 @@ from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
-from pydantic import Field
 
 from driftline.categories import category_key
 from driftline.events import LABEL_FEATURE, PREDICTION_FEATURE, Scalar
-from driftline.settings_base import StrictSettings
 
 __all__ = [
     "MAX_CLASSES",
     "MAX_INTEGER_CLASSES",
-    "PerformanceModelSettings",
     "PredictionKind",
     "Task",
     "TaskInferenceError",
@@ -153,16 +150,6 @@ class TaskSpec:
         if self.task is Task.BINARY:
             return ("0", "1")
         return self.classes
-
-
-class PerformanceModelSettings(StrictSettings):
-    """The per-model task settings (``models[].task``, ``models[].decision_threshold``)."""
-
-    task: Task | None = None
-    """``binary``, ``multiclass`` or ``regression``; ``None``: inferred from the reference
-    profile (see :mod:`driftline.performance.task` for the rules and the ambiguous cases)."""
-    decision_threshold: float = Field(0.5, gt=0.0, lt=1.0)
-    """Binary models emitting a probability: predicted positive when ``p >= threshold``."""
 
 
 # --------------------------------------------------------------------------- inference

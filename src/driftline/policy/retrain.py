@@ -4,6 +4,11 @@ The policy follows every alert event of its model version (``firing`` adds the a
 firing set, ``resolved`` removes it) and, after each ``firing`` event, checks its rule over
 the firing set, in this order:
 
+0. ``performance_drift``: a ``PerformanceDrift`` alert is firing (``on_performance_drift``,
+   on by default: the model got worse on joined labels, the best reason to retrain); then
+   ``estimated_performance_drift``: an ``EstimatedPerformanceDrift`` alert is firing
+   (``on_estimated_performance_drift``, off by default: an estimate from the model's own
+   probabilities, blind to concept drift; while off, these alerts count for no rule);
 1. ``critical_alert``: a critical alert is firing (``on_critical``);
 2. ``drifted_features``: at least ``min_drifted_features`` distinct input features have a
    firing alert;
@@ -54,7 +59,16 @@ from driftline.policy.alert_text import (
 from driftline.policy.alerts import Alert, AlertPolicy, is_prediction_feature
 from driftline.settings_base import StrictSettings
 
-ReasonCode = Literal["critical_alert", "drifted_features", "drifted_share", "prediction_drift"]
+ReasonCode = Literal[
+    "performance_drift",
+    "estimated_performance_drift",
+    "critical_alert",
+    "drifted_features",
+    "drifted_share",
+    "prediction_drift",
+]
+PERFORMANCE_ALERT = "PerformanceDrift"
+ESTIMATED_PERFORMANCE_ALERT = "EstimatedPerformanceDrift"
 STATE_VERSION = 1
 _SEVERITY_RANK = {"warning": 1, "critical": 2}
 
@@ -70,6 +84,11 @@ class RetrainSettings(StrictSettings):
     """At least this share of the monitored features with a firing alert triggers."""
     on_prediction_drift: bool = True
     """A firing alert on ``__prediction__`` (or a class of it) triggers."""
+    on_performance_drift: bool = True
+    """A firing ``PerformanceDrift`` alert (realized, from joined labels) triggers."""
+    on_estimated_performance_drift: bool = False
+    """A firing ``EstimatedPerformanceDrift`` alert (before labels arrive) triggers; while
+    off, such alerts count for no rule (not even ``on_critical``)."""
     data_quality_triggers: bool = False
     """Whether data-quality alerts count: off, so a broken pipeline is not retrained on."""
     cooldown_seconds: float = Field(3600.0, ge=0, allow_inf_nan=False)
@@ -165,6 +184,9 @@ class RetrainPolicy:
             if (
                 alert.labels.get("alertname") == "DataQuality"
                 and not self.settings.data_quality_triggers
+            ) or (
+                alert.labels.get("alertname") == ESTIMATED_PERFORMANCE_ALERT
+                and not self.settings.on_estimated_performance_drift
             ):
                 continue
             last = alert
@@ -273,6 +295,19 @@ class RetrainPolicy:
     def _reason(self, monitored_features: int) -> tuple[ReasonCode, str] | None:
         s = self.settings
         alerts = self.firing()
+        for enabled, name, reason, text in (
+            (s.on_performance_drift, PERFORMANCE_ALERT, "performance_drift", "Performance"),
+            (
+                s.on_estimated_performance_drift,
+                ESTIMATED_PERFORMANCE_ALERT,
+                "estimated_performance_drift",
+                "Estimated performance",
+            ),
+        ):
+            performance = [a for a in alerts if a.labels.get("alertname") == name]
+            if enabled and performance:
+                code: ReasonCode = reason  # type: ignore[assignment]
+                return code, text + " " + _alert_text(_strongest(performance))
         if s.on_critical:
             critical = [a for a in alerts if a.severity == "critical"]
             if critical:

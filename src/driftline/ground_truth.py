@@ -1,0 +1,247 @@
+"""Ground truth of one model version: its predictions and labels joined, its performance
+measured.
+
+The pipeline hands :meth:`GroundTruth.observe` one batch's events of the version in two
+parts — the prediction rows (:class:`~driftline.events.ModelBatch`, an inline ``label``
+included) and the feedback events (:class:`~driftline.events.FeedbackBatch`) — which it
+merges back into stream order. Predictions and labels are encoded for the version's task
+(:mod:`driftline.performance.task`), joined (:class:`driftline.labels.LabelJoin`, exact and
+bounded), and the joined pairs and the predictions go to the version's
+:class:`~driftline.performance.monitor.PerformanceMonitor`, whose findings (``__error__``,
+``__estimated_error__``, ``__label__``) come back with the batch position of the event
+that closed their window, for the alert policy.
+
+Positions: the version's events (predictions and feedback) are numbered from 0 in stream
+order; the join and the performance windows use these numbers, so every result is the same
+whatever the batches.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections import deque
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from driftline.events import LABEL_FEATURE, PREDICTION_FEATURE, FeedbackBatch, ModelBatch
+from driftline.findings import Finding
+from driftline.labels.join import JoinInput, JoinLimits, LabelJoin
+from driftline.performance.monitor import PerformanceMonitor, PerformanceSettings
+from driftline.performance.reference import ReferencePerformance
+from driftline.performance.task import Task, TaskSpec, encode_labels, encode_prediction_columns
+from driftline.profile import FeatureProfile
+
+STATE_VERSION = 1
+DELAY_SAMPLE = 1_000
+"""Label delays kept (of the latest joined pairs) for the status page's p50 / p95."""
+
+Floats = npt.NDArray[np.float64]
+
+
+class GroundTruth:
+    """Label join and performance monitor of one model version."""
+
+    def __init__(
+        self,
+        spec: TaskSpec,
+        limits: JoinLimits,
+        settings: PerformanceSettings,
+        reference: ReferencePerformance | None,
+        label_profile: FeatureProfile | None,
+    ) -> None:
+        self.spec = spec
+        self.limits = limits
+        self.settings = settings
+        self.label_profile = label_profile
+        self.join = LabelJoin(limits)
+        self.performance = PerformanceMonitor(spec, reference, settings, label_profile)
+        self.position = 0
+        """The version's events (predictions and feedback) seen since ground truth began."""
+        self.feedback = 0
+        """Feedback events seen."""
+        self.delays: deque[float] = deque(maxlen=DELAY_SAMPLE)
+        """Label delays (label time - prediction time, seconds) of the latest joined pairs."""
+
+    def observe(
+        self,
+        model_id: str,
+        model_version: str,
+        predictions: ModelBatch | None,
+        feedback: FeedbackBatch | None,
+    ) -> list[tuple[int, Finding]]:
+        """Join and measure one batch's events of the version; return the findings of the
+        windows they closed, each with the batch position of the event that closed it."""
+        indices, ids, times, has_prediction, has_label, codes, labels = self._merged(
+            predictions, feedback
+        )
+        n = indices.size
+        if n == 0:
+            return []
+        base = self.position
+        positions = base + np.arange(n, dtype=np.int64)
+        pairs = self.join.process(
+            JoinInput(positions, ids, times, has_prediction, has_label, codes, labels)
+        )
+        self.position += n
+        self.feedback += 0 if feedback is None else len(feedback)
+        if len(pairs):
+            delays = pairs.label_time - pairs.prediction_time
+            self.delays.extend(delays[-DELAY_SAMPLE:].tolist())
+        completing = [ids[int(p) - base] for p in pairs.completed_at.tolist()]
+        found = self.performance.observe_pairs(
+            pairs, model_id=model_id, model_version=model_version, event_ids=completing
+        )
+        rows = np.flatnonzero(has_prediction)
+        found += self.performance.observe_predictions(
+            codes[rows],
+            times[rows],
+            positions[rows],
+            model_id=model_id,
+            model_version=model_version,
+            event_ids=[ids[i] for i in rows.tolist()],
+        )
+        found.sort(key=lambda item: item[0])  # stable: each window's findings together
+        return [(int(indices[position - base]), finding) for position, finding in found]
+
+    def _merged(
+        self, predictions: ModelBatch | None, feedback: FeedbackBatch | None
+    ) -> tuple[
+        npt.NDArray[np.int64],
+        list[str],
+        Floats,
+        npt.NDArray[np.bool_],
+        npt.NDArray[np.bool_],
+        Floats,
+        Floats,
+    ]:
+        """The batch's events of the version in stream order: batch positions, ids, event
+        times, which carry a prediction and a label, prediction codes and label codes."""
+        parts_indices: list[npt.NDArray[np.int64]] = []
+        ids: list[str] = []
+        parts_times: list[Floats] = []
+        parts_codes: list[Floats] = []
+        parts_labels: list[Floats] = []
+        parts_is_prediction: list[npt.NDArray[np.bool_]] = []
+        parts_has_label: list[npt.NDArray[np.bool_]] = []
+        if predictions is not None and len(predictions):
+            parts_indices.append(predictions.indices)
+            ids += predictions.event_ids
+            parts_times.append(predictions.timestamps)
+            parts_codes.append(prediction_codes(self.spec, predictions))
+            parts_labels.append(inline_label_codes(self.spec, predictions))
+            parts_is_prediction.append(np.ones(len(predictions), dtype=np.bool_))
+            parts_has_label.append(inline_label_present(predictions))
+        if feedback is not None and len(feedback):
+            parts_indices.append(feedback.indices)
+            ids += feedback.event_ids
+            parts_times.append(feedback.timestamps)
+            parts_codes.append(np.full(len(feedback), np.nan))
+            parts_labels.append(encode_labels(self.spec, feedback.labels))
+            parts_is_prediction.append(np.zeros(len(feedback), dtype=np.bool_))
+            # A feedback event always has a label (one that does not fit the task encodes
+            # as NaN and counts as an invalid pair).
+            parts_has_label.append(np.ones(len(feedback), dtype=np.bool_))
+        if not parts_indices:
+            empty = np.zeros(0)
+            none = np.zeros(0, dtype=np.bool_)
+            return np.zeros(0, dtype=np.int64), [], empty, none, none, empty, empty
+        indices = np.concatenate(parts_indices)
+        order = np.argsort(indices, kind="stable")
+        return (
+            indices[order],
+            [ids[i] for i in order.tolist()],
+            np.concatenate(parts_times)[order],
+            np.concatenate(parts_is_prediction)[order],
+            np.concatenate(parts_has_label)[order],
+            np.concatenate(parts_codes)[order],
+            np.concatenate(parts_labels)[order],
+        )
+
+    # -- status and state ------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        """Counts, label delays and metrics, JSON-ready (for ``/v1/status``)."""
+        counts = self.join.counts.to_dict()
+        delays = np.array(self.delays) if self.delays else None
+        return {
+            "task": self.spec.task.value,
+            "feedback_events": self.feedback,
+            **counts,
+            "invalid_pairs": self.performance.invalid_pairs,
+            "label_delay_seconds": None
+            if delays is None
+            else {
+                "p50": float(np.percentile(delays, 50)),
+                "p95": float(np.percentile(delays, 95)),
+            },
+            "metrics": self.performance.metrics(),
+        }
+
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "version": STATE_VERSION,
+            "position": self.position,
+            "feedback": self.feedback,
+            "delays": list(self.delays),
+            "join": base64.b64encode(self.join.to_state()).decode("ascii"),
+            "performance": self.performance.to_state(),
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Continue from :meth:`to_state` (same spec, limits, settings and reference)."""
+        if state.get("version") != STATE_VERSION:
+            raise ValueError(f"unsupported ground-truth state version {state.get('version')!r}")
+        self.position = int(state["position"])
+        self.feedback = int(state["feedback"])
+        self.delays = deque((float(d) for d in state["delays"]), maxlen=DELAY_SAMPLE)
+        self.join = LabelJoin.from_state(base64.b64decode(state["join"]), self.limits)
+        self.performance = PerformanceMonitor.from_state(
+            state["performance"], self.spec, self.settings, self.label_profile
+        )
+
+
+def prediction_codes(spec: TaskSpec, batch: ModelBatch) -> Floats:
+    """The join's code of each row's prediction (NaN where none or not fitting the task)."""
+    numeric = batch.numeric_columns
+    if numeric is not None and (
+        spec.task is Task.REGRESSION
+        or (spec.task is Task.BINARY and spec.prediction_kind == "probability")
+    ):
+        column = numeric.get(PREDICTION_FEATURE)
+        if column is not None:
+            codes = np.array(column, dtype=np.float64)
+            if spec.task is Task.BINARY:
+                codes[(codes < 0.0) | (codes > 1.0)] = np.nan
+            return codes
+    return encode_prediction_columns(spec, batch.columns, len(batch))
+
+
+def inline_label_present(batch: ModelBatch) -> npt.NDArray[np.bool_]:
+    """Which rows carry a (non-null) inline label."""
+    numeric = batch.numeric_columns
+    if numeric is not None:
+        column = numeric.get(LABEL_FEATURE)
+        return np.zeros(len(batch), dtype=np.bool_) if column is None else ~np.isnan(column)
+    values = batch.column(LABEL_FEATURE)
+    if values is None:
+        return np.zeros(len(batch), dtype=np.bool_)
+    return np.array([v is not None for v in values], dtype=np.bool_)
+
+
+def inline_label_codes(spec: TaskSpec, batch: ModelBatch) -> Floats:
+    """The join's code of each row's inline label (NaN where none or not fitting)."""
+    numeric = batch.numeric_columns
+    if numeric is not None and spec.task is not Task.MULTICLASS:
+        column = numeric.get(LABEL_FEATURE)
+        if column is None:
+            return np.full(len(batch), np.nan)
+        codes = np.array(column, dtype=np.float64)
+        if spec.task is Task.BINARY:
+            codes[(codes != 0.0) & (codes != 1.0)] = np.nan
+        return codes
+    values = batch.column(LABEL_FEATURE)
+    if values is None:
+        return np.full(len(batch), np.nan)
+    return encode_labels(spec, values)
