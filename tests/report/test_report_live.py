@@ -46,7 +46,7 @@ def served(drifting: DriftingModel, tmp_path: Path) -> Iterator[tuple[MonitorSer
     service.partitions[tp] = PartitionState(tp, pipeline, last_checkpoint=0.0, next_offset=0)
     lines = drifting.events.read_bytes().splitlines()
     for start in range(0, len(lines), 700):  # as MonitorService._process feeds them
-        service.history.observe(pipeline.process(lines[start : start + 700]))
+        service.history.observe(pipeline.process(lines[start : start + 700]), tp)
     loop = asyncio.new_event_loop()
     started = threading.Event()
     stop = asyncio.Event()
@@ -113,7 +113,9 @@ def test_live_report_renders_behind_the_token(
     # the history holds report.history_windows windows.
     firing = service.snapshot().partitions[0].pipeline.versions[0].firing
     assert firing and "firing: critical" in seen.dom
-    for points in service.history.of(("credit-scorer", "3")).series.values():
+    for points in service.history.of(
+        ("credit-scorer", "3"), TopicPartition("in", 0)
+    ).series.values():
         assert len(points) == 8
 
 
