@@ -123,7 +123,7 @@ def invalid_alert_reason(status: int, body: str) -> str | None:
     """Alertmanager's reason when ``status`` and ``body`` reject alerts as invalid, else
     ``None`` (a 400 from anything else: a proxy, a body that was not parsed).
 
-    >>> invalid_alert_reason(400, '"at least one label pair required"\n')
+    >>> invalid_alert_reason(400, '"at least one label pair required"')
     'at least one label pair required'
     >>> invalid_alert_reason(400, "<html>400 Bad Request</html>") is None
     True
