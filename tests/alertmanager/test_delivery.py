@@ -153,3 +153,35 @@ def test_committable_never_goes_below_the_start() -> None:
     assert deliveries.committable() == {0: 10}
     with pytest.raises(ValueError, match="target"):
         Deliveries([])
+
+
+def test_one_fingerprint_in_two_partitions_does_not_break_pending(maker: AlertMaker) -> None:
+    """Partition B's newer firing record is pending; partition A's older resolved record,
+    delivered in an earlier run (below A's start), arrives next: the state stays usable."""
+    fired = _parsed(maker.fire("amount"))
+    resolved = _parsed(maker.resolve("amount"))
+    refired = _parsed(maker.fire("amount"))
+    assert fired.fingerprint == resolved.fingerprint == refired.fingerprint
+    deliveries = Deliveries([A, B], start={0: 5, 1: 0})
+    deliveries.apply(1, 0, refired)  # partition 1, not delivered yet: pending
+    deliveries.apply(0, 3, resolved)  # partition 0, older event, delivered earlier
+    for target in (A, B):
+        assert deliveries.pending(target).alerts == (refired,)
+    assert deliveries.firing() == [refired]
+
+
+def test_across_partitions_the_newer_event_wins_whatever_the_order_read(
+    maker: AlertMaker,
+) -> None:
+    fired = _parsed(maker.fire("amount"))
+    resolved = _parsed(maker.resolve("amount"))
+    deliveries = Deliveries([A], start={0: 5, 1: 0})
+    deliveries.apply(1, 0, resolved)  # newer, not delivered yet
+    deliveries.apply(0, 3, fired)  # older, in another partition
+    assert deliveries.firing() == []
+    assert deliveries.pending(A).alerts == (resolved,)
+    deliveries = Deliveries([A], start={0: 5, 1: 0})
+    deliveries.apply(1, 0, fired)  # older, not delivered yet
+    deliveries.apply(0, 3, resolved)  # newer, delivered in an earlier run
+    assert deliveries.firing() == [] and deliveries.pending(A).alerts == ()
+    assert deliveries.known() == 0

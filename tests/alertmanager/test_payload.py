@@ -72,6 +72,7 @@ def test_generator_url_escapes_the_model_id() -> None:
         annotations={},
         starts_at=0.0,
         ends_at=None,
+        time=0.0,
     )
     body = to_alertmanager(alert, now=10.0, valid_for=1.0, generator_base_url="http://d:8000")
     assert body["generatorURL"] == "http://d:8000/v1/report/team%2Ffraud%20scorer/1.2"

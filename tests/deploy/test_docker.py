@@ -156,6 +156,11 @@ def test_addresses_between_services_agree(compose: dict[str, Any]) -> None:
     [[alertmanager]] = [c["targets"] for c in alertmanagers["static_configs"]]
     assert alertmanager == "alertmanager:9093"
     assert raw["alertmanager"]["urls"] == ["http://alertmanager:9093"]
+    # Alerts link to the live report where a person on the host reaches it.
+    [host_port] = [
+        int(p["published"]) for p in services["driftline"]["ports"] if p["target"] == 8000
+    ]
+    assert raw["alertmanager"]["generator_base_url"] == f"http://localhost:{host_port}"
 
 
 def test_compose_check_can_fail(tmp_path: Path) -> None:

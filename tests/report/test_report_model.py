@@ -11,6 +11,7 @@ import pytest
 
 from driftline.config import load_settings, parse_settings
 from driftline.detectors.closed_window import CategoryDistribution, NumericDistribution
+from driftline.findings import Finding
 from driftline.pipeline import Pipeline, PipelineOutput
 from driftline.planning import build_plan
 from driftline.policy.alerts import Alert
@@ -216,3 +217,27 @@ def test_a_warming_up_version_has_no_statistics_yet() -> None:
     report = version_report(view, FindingHistory().of(("m", "1")))
     assert report.warming_up and report.features == () and report.prediction == ()
     assert pipeline.version_view(("m", "2")) is None
+
+
+def test_two_partitions_of_one_version_keep_their_own_windows() -> None:
+    """Each input partition's pipeline numbers its stream positions from its own start:
+    interleaved, one partition's windows used to replace the other's as 'replayed'."""
+
+    def output(sequence: int, end: float) -> PipelineOutput:
+        finding = Finding(
+            model_id="m", model_version="1", feature="x", detector="psi", statistic="psi",
+            value=0.1, sample_size=100, window_start=end - 60, window_end=end,
+            window_count=100, sequence=sequence, event_id=f"e{sequence}",
+        )  # fmt: skip
+        return PipelineOutput(findings=[finding], alerts=[])
+
+    history = FindingHistory(10)
+    for source, sequence, end in (("a", 1000, 60.0), ("b", 500, 60.0), ("a", 2000, 120.0),
+                                  ("b", 1000, 120.0)):  # fmt: skip
+        history.observe(output(sequence, end), source)
+    for source, sequences in (("a", [1000, 2000]), ("b", [500, 1000])):
+        [points] = history.of(("m", "1"), source).series.values()
+        assert [p.sequence for p in points] == sequences
+    history.retain({("a", ("m", "1"))})
+    assert history.of(("m", "1"), "b").series == {}
+    assert history.versions() == [("m", "1")]

@@ -161,3 +161,25 @@ def test_split_records_keeps_null_and_empty_values_apart() -> None:
         (5, DeadLetterReason.UNDECODABLE_RECORD),
     ]
     assert split.rejected[1].message == "UnsupportedCodecError: lz4"
+
+
+def test_a_header_behind_the_position_still_moves_the_position_on() -> None:
+    """A damaged header claiming offsets 2-3 met at position 5: before, the position went
+    back to 4 and the same batch was fetched again for ever."""
+    for bad in (_crc_mismatch(2), _unknown_codec(2)):
+        taken, position = _read(bytes(bad), position=5)
+        [dead] = taken
+        assert isinstance(dead, UndecodableBatch)
+        assert (dead.first_offset, dead.offset) == (5, 5)
+        assert position == 6
+
+
+def test_after_a_crc_mismatch_the_range_starts_at_the_position_not_the_header() -> None:
+    bad = _crc_mismatch(0)
+    struct.pack_into(">q", bad, 0, 1)  # the base offset is outside the CRC: claims 1-2
+    taken, position = _read(bytes(bad), position=0)
+    [dead] = taken
+    assert isinstance(dead, UndecodableBatch)
+    assert (dead.first_offset, dead.offset) == (0, 2)
+    assert "unverified, says offsets 1-2; skipped 0-2" in dead.problem
+    assert position == 3

@@ -2,8 +2,12 @@
 accepted of it. Pure: no Kafka, no HTTP, no clock.
 
 Records of the alerts topic are applied in offset order per partition. The topic is keyed
-by the alert's fingerprint, so one alert's history lies in one partition and the record
-with the highest offset is its current state (firing or resolved).
+by the alert's fingerprint, so one alert's history normally lies in one partition and the
+record with the highest offset is its current state (firing or resolved). One alert can
+still have records in two partitions (partitions added to the topic change where a key
+goes; a foreign producer): offsets of different partitions say nothing about which came
+first, so across partitions the record with the later event time (the alert event's
+``time``) is the current state, whatever order the partitions are read in.
 
 Each target (an Alertmanager URL) has its own set of *pending* fingerprints: alerts whose
 current state it has not accepted yet. A push takes a target's pending alerts together with
@@ -47,6 +51,15 @@ class Push:
     through: Positions
 
 
+def _newer(current: _Entry, partition: int, offset: int, alert: BridgeAlert) -> bool:
+    """Whether ``current`` is a newer state than ``alert`` read at ``partition``:``offset``:
+    by offset within a partition, by event time across partitions (a tie: the one read
+    last wins)."""
+    if current.partition == partition:
+        return current.offset > offset
+    return current.alert.time > alert.time
+
+
 class Deliveries:
     """The latest alert per fingerprint and what each target has accepted.
 
@@ -73,18 +86,22 @@ class Deliveries:
     def apply(self, partition: int, offset: int, alert: BridgeAlert) -> None:
         """The record at ``offset`` of ``partition`` is ``alert``'s newest state."""
         self._advance(partition, offset)
-        current = self._latest.get(alert.fingerprint)
-        if current is not None and current.partition == partition and current.offset > offset:
-            return  # an older record of the same partition (a re-read): not newer
-        self._latest[alert.fingerprint] = _Entry(alert, partition, offset)
+        fp = alert.fingerprint
+        current = self._latest.get(fp)
+        if current is not None and _newer(current, partition, offset, alert):
+            return  # an older state than the one held (a re-read, another partition)
+        self._latest[fp] = _Entry(alert, partition, offset)
         if offset < self._start.get(partition, 0):
             # Delivered in an earlier run: nothing to push, unless still firing (the
-            # restart's resend_firing covers those).
+            # restart's resend_firing covers those). A state pending from another
+            # partition is older than this one: no longer to push either.
+            for pending in self._pending.values():
+                pending.pop(fp, None)
             if alert.status == "resolved":
-                del self._latest[alert.fingerprint]
+                del self._latest[fp]
             return
         for pending in self._pending.values():
-            pending[alert.fingerprint] = None
+            pending[fp] = None
 
     def skip(self, partition: int, offset: int) -> None:
         """The record at ``offset`` is not an alert event: nothing to push, but covered."""

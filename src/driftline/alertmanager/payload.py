@@ -43,17 +43,20 @@ class BridgeAlert:
     annotations: dict[str, str]
     starts_at: float
     ends_at: float | None
+    time: float
+    """When the state changed (the event's ``time``; without one, ``ends_at`` of a resolved
+    alert, else ``starts_at``): orders one alert's records across partitions."""
 
 
 def _epoch(text: Any, field: str) -> float:
     if not isinstance(text, str):
-        raise AlertEventError(f"data.{field} is not an RFC 3339 string")
+        raise AlertEventError(f"{field} is not an RFC 3339 string")
     try:
         moment = dt.datetime.fromisoformat(text)
     except ValueError:
-        raise AlertEventError(f"data.{field} is not an RFC 3339 time") from None
+        raise AlertEventError(f"{field} is not an RFC 3339 time") from None
     if moment.tzinfo is None:
-        raise AlertEventError(f"data.{field} has no time zone")
+        raise AlertEventError(f"{field} has no time zone")
     return moment.timestamp()
 
 
@@ -104,15 +107,21 @@ def parse_alert_event(value: bytes | None) -> BridgeAlert:
         raise AlertEventError("data.labels is empty")
     ends_at = None
     if status == "resolved":
-        ends_at = _epoch(data.get("ends_at"), "ends_at")
+        ends_at = _epoch(data.get("ends_at"), "data.ends_at")
+    starts_at = _epoch(data.get("starts_at"), "data.starts_at")
+    if event.get("time") is None:
+        changed_at = starts_at if ends_at is None else ends_at
+    else:
+        changed_at = _epoch(event["time"], "time")
     return BridgeAlert(
         id=str(event.get("id", "")),
         fingerprint=alert_fingerprint,
         status=status,
         labels=labels,
         annotations=_text_map(data.get("annotations", {}), "annotations"),
-        starts_at=_epoch(data.get("starts_at"), "starts_at"),
+        starts_at=starts_at,
         ends_at=ends_at,
+        time=changed_at,
     )
 
 
@@ -139,7 +148,7 @@ def to_alertmanager(
 
     >>> alert = BridgeAlert(id="a1", fingerprint="f1", status="resolved",
     ...     labels={"alertname": "FeatureDrift", "model_id": "m", "model_version": "1"},
-    ...     annotations={"summary": "s"}, starts_at=100.0, ends_at=200.0)
+    ...     annotations={"summary": "s"}, starts_at=100.0, ends_at=200.0, time=200.0)
     >>> body = to_alertmanager(alert, now=1000.0, valid_for=240.0, generator_base_url="http://d")
     >>> body["startsAt"], body["endsAt"], body["generatorURL"]
     ('1970-01-01T00:01:40.000Z', '1970-01-01T00:03:20.000Z', 'http://d/v1/report/m/1')

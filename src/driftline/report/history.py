@@ -10,13 +10,16 @@ forgets versions the process no longer monitors.
 Outputs seen again (a partition re-read after a rebalance replays the events after its
 checkpoint, with the same findings and the same alert ids) replace, never duplicate, what
 was recorded: a finding replaces the recorded windows from its stream position on, and an
-alert event already seen is ignored.
+alert event already seen is ignored. Stream positions are those of one input partition's
+pipeline, so the history is kept per *source* (the input partition the outputs came from):
+a version whose events are spread over several partitions has one history per partition,
+and one partition's windows never replace another's.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Collection
+from collections.abc import Collection, Hashable
 from dataclasses import dataclass, replace
 from typing import NamedTuple
 
@@ -87,18 +90,19 @@ class FindingHistory:
         if max_windows <= 0:
             raise ValueError(f"max_windows must be positive, got {max_windows}")
         self.max_windows = max_windows
-        self._versions: dict[ModelKey, _Version] = {}
+        self._versions: dict[tuple[Hashable, ModelKey], _Version] = {}
 
-    def observe(self, output: PipelineOutput) -> None:
-        """Record one batch's findings and alert events (in stream order)."""
+    def observe(self, output: PipelineOutput, source: Hashable = None) -> None:
+        """Record one batch's findings and alert events (in stream order) of ``source``
+        (the input partition whose pipeline made ``output``)."""
         for finding in output.findings:
-            self._finding(finding)
+            self._finding(source, finding)
         for alert in output.alerts:
-            self._alert(alert)
+            self._alert(source, alert)
 
-    def of(self, key: ModelKey) -> VersionHistory:
-        """What is recorded for ``key`` (empty when nothing is)."""
-        version = self._versions.get(key)
+    def of(self, key: ModelKey, source: Hashable = None) -> VersionHistory:
+        """What is recorded for ``key`` from ``source`` (empty when nothing is)."""
+        version = self._versions.get((source, key))
         if version is None:
             return EMPTY_HISTORY
         return VersionHistory(
@@ -109,21 +113,21 @@ class FindingHistory:
 
     def versions(self) -> list[ModelKey]:
         """The versions with anything recorded, in the order they were first seen."""
-        return list(self._versions)
+        return list(dict.fromkeys(key for _, key in self._versions))
 
-    def retain(self, keys: Collection[ModelKey]) -> None:
-        """Forget every version not in ``keys``."""
-        for key in [k for k in self._versions if k not in keys]:
-            del self._versions[key]
+    def retain(self, kept: Collection[tuple[Hashable, ModelKey]]) -> None:
+        """Forget every (source, version) not in ``kept``."""
+        for pair in [p for p in self._versions if p not in kept]:
+            del self._versions[pair]
 
-    def _version(self, key: ModelKey) -> _Version:
-        version = self._versions.get(key)
+    def _version(self, source: Hashable, key: ModelKey) -> _Version:
+        version = self._versions.get((source, key))
         if version is None:
-            version = self._versions[key] = _Version()
+            version = self._versions[(source, key)] = _Version()
         return version
 
-    def _finding(self, finding: Finding) -> None:
-        version = self._version((finding.model_id, finding.model_version))
+    def _finding(self, source: Hashable, finding: Finding) -> None:
+        version = self._version(source, (finding.model_id, finding.model_version))
         pair = (finding.feature, finding.detector)
         points = version.series.get(pair)
         if points is None:
@@ -141,8 +145,8 @@ class FindingHistory:
         )
         version.statistics[pair] = finding.statistic
 
-    def _alert(self, alert: Alert) -> None:
-        version = self._version((alert.model_id, alert.model_version))
+    def _alert(self, source: Hashable, alert: Alert) -> None:
+        version = self._version(source, (alert.model_id, alert.model_version))
         pair = (alert.feature, alert.detector)
         episodes = version.episodes.get(pair)
         if episodes is None:

@@ -74,15 +74,26 @@ def render(report: DriftReport, *, title: str, generated: str, note: str = "") -
     specs = orjson.dumps(charts.specs).decode().replace("<", "\\u003c")
     return "".join(
         [
-            "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>",
-            f"<meta http-equiv='Content-Security-Policy' content=\"{CSP}\">",
-            "<meta name='viewport' content='width=device-width, initial-scale=1'>",
+            page_head(),
             f"<title>{_e(title)}</title><style>{_STYLE}</style></head><body>",
             *body,
             f"<script type='application/json' id='driftline-charts'>{specs}</script>",
-            f"<script>{plotly_js()}</script>",
             f"<script>{_DRAW}</script>",
             "</body></html>\n",
+        ]
+    )
+
+
+@functools.cache
+def page_head() -> str:
+    """How every page begins, plotly.js included (the same for every report, so a server
+    can compress it once)."""
+    return "".join(
+        [
+            "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>",
+            f"<meta http-equiv='Content-Security-Policy' content=\"{CSP}\">",
+            "<meta name='viewport' content='width=device-width, initial-scale=1'>",
+            f"<script>{plotly_js()}</script>",
         ]
     )
 

@@ -277,10 +277,12 @@ class MonitorService:
 
     def version_report(self, key: ModelKey) -> VersionReport | None:
         """The drift report of a version an assigned partition monitors, else ``None``."""
-        for part in self.partitions.values():
+        for tp, part in self.partitions.items():
             view = part.pipeline.version_view(key)
             if view is not None:
-                return version_report(view, self.history.of(key))
+                # The first partition that monitors it: a version whose events are spread
+                # over several input partitions is shown as one of them saw it.
+                return version_report(view, self.history.of(key, tp))
         return None
 
     async def _next_batch(self, stop: asyncio.Event) -> Batch:
@@ -333,7 +335,7 @@ class MonitorService:
             split = split_records(records)
             output = part.pipeline.process(split.values)
             part.pipeline.count_rejected(r.reason for r in split.rejected)
-            self.history.observe(output)
+            self.history.observe(output, part.topic_partition)
             for (model_id, model_version), trace in output.internal_errors:
                 log.error(
                     "%s[%d]: model %s version %s quarantined (its events become dead letters, "
@@ -493,14 +495,16 @@ class MonitorService:
                 if output is not None:
                     # What the restore resolved (alerts of versions whose state was reset).
                     outgoing += self._outputs(tp, [], output)
-                    self.history.observe(output)
+                    self.history.observe(output, tp)
                 parts.append(part)
             await self._send_acked(outgoing)
             for part in parts:
                 self.partitions[part.topic_partition] = part
             for tp in feedback:
                 self._attach_feedback(tp)
-            self.history.retain({k for p in self.partitions.values() for k in p.pipeline.versions})
+            self.history.retain(
+                {(tp, k) for tp, p in self.partitions.items() for k in p.pipeline.versions}
+            )
             self.assigned_once = True
         finally:
             self.restoring = False

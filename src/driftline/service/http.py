@@ -1,5 +1,6 @@
 """One HTTP port: ``/metrics``, ``/healthz``, ``/readyz``, ``/v1/status`` and the live drift
-report ``/v1/report/<model_id>/<model_version>`` (HTML, see :mod:`driftline.report`).
+report ``/v1/report/<model_id>/<model_version>`` (HTML, see :mod:`driftline.report`; made
+off the event loop, one at a time: :mod:`driftline.service.report_page`).
 
 With ``http.token`` set, every request but ``/healthz`` and ``/metrics`` needs the header
 ``Authorization: Bearer <token>``; without it, or with another token, the answer is 401 with
@@ -20,9 +21,9 @@ from driftline import __version__
 from driftline.cloudevents import format_time
 from driftline.config import Settings
 from driftline.plan import ModelKey
-from driftline.report.html import render
-from driftline.report.model import VersionReport, drift_report
+from driftline.report.model import VersionReport
 from driftline.service.metrics import ServiceMetrics
+from driftline.service.report_page import ReportPages
 from driftline.service.snapshot import ServiceSnapshot
 
 
@@ -128,6 +129,8 @@ def bearer_guard(token: str) -> Middleware:
 
 
 def make_app(service: Served) -> web.Application:
+    pages = ReportPages()
+
     async def metrics(_: web.Request) -> web.Response:
         body = generate_latest(service.metrics.registry)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
@@ -152,17 +155,15 @@ def make_app(service: Served) -> web.Application:
             )
             return web.json_response({"error": "not_found", "detail": detail}, status=404)
         now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-        page = render(
-            drift_report([report]),
+        return await pages.respond(
+            request,
+            report,
             title=f"driftline drift report: {key[0]} version {key[1]}",
             generated=f"live from driftline {__version__} ({service.settings.deployment}), "
             f"{now}: reload for the latest state",
             note=f"statistics of the last {service.settings.report.history_windows:,} closed "
             "windows since this instance started (at most)",
         )
-        response = web.Response(text=page, content_type="text/html")
-        response.enable_compression()
-        return response
 
     token = service.settings.http.token
     guards = [] if token is None else [bearer_guard(token.get_secret_value())]

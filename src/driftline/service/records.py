@@ -286,8 +286,14 @@ def _take(result: FetchResult, max_records: int) -> list[InputRecord]:
             break
         if batch is None:
             break
-        taken.extend(_decoded(tp, batch, position, partition._check_crcs))
-        partition.next_fetch_offset = batch.next_offset
+        decoded = _decoded(tp, batch, position, partition._check_crcs)
+        taken.extend(decoded)
+        if decoded and isinstance(decoded[-1], UndecodableBatch):
+            # Never at or behind the position (the same batch again, for ever), whatever
+            # the (possibly damaged) header says.
+            partition.next_fetch_offset = decoded[-1].offset + 1
+        else:
+            partition.next_fetch_offset = batch.next_offset
         if len(taken) >= max_records:
             result._update_position()
             return taken
@@ -300,18 +306,34 @@ def _decoded(tp: TopicPartition, batch: Any, position: int, check_crc: bool) -> 
     """The records of ``batch`` from ``position`` on (none for a control batch), or one
     :class:`UndecodableBatch` when it cannot be decoded for any reason: a CRC mismatch, a
     codec the consumer lacks, bytes the codec rejects. Decoding is a pure function of the
-    batch's bytes, so any exception here means these bytes, which no retry can change."""
+    batch's bytes, so any exception here means these bytes, which no retry can change.
+
+    The undecodable batch's range is what the partition skips: from the position to the
+    header's last offset, and at least the position itself (a header pointing behind the
+    position would have the same batch fetched again for ever). After a CRC mismatch the
+    header may be damaged too: the range then starts at the position (not the header's
+    base offset) and the message says its end comes from an unverified header."""
+    crc_ok = True
     try:
         if check_crc and not batch.validate_crc():
+            crc_ok = False
             raise CorruptRecordException(f"Invalid CRC - {tp}")
         if batch.is_control_batch:
             return []
         records: list[InputRecord] = list(batch)
     except Exception as exc:
-        first = max(getattr(batch, "base_offset", position), position)
+        first = position if not crc_ok else max(getattr(batch, "base_offset", position), position)
         last = max(batch.next_offset - 1, first)
-        log.error("%s[%d]: record batch at offsets %d-%d undecodable: %r", *tp, first, last, exc)
-        return [UndecodableBatch(first, last, f"{type(exc).__name__}: {exc}")]
+        problem = f"{type(exc).__name__}: {exc}"
+        if not crc_ok:
+            problem += (
+                f" (the header, unverified, says offsets {batch.base_offset}-"
+                f"{batch.next_offset - 1}; skipped {first}-{last})"
+            )
+        log.error(
+            "%s[%d]: record batch at offsets %d-%d undecodable: %s", *tp, first, last, problem
+        )
+        return [UndecodableBatch(first, last, problem)]
     if records and records[0].offset < position:
         records = [r for r in records if r.offset >= position]
     return records
