@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 import orjson
+import pytest
 
+import driftline.monitor as monitor_module
+import driftline.pipeline as pipeline_module
 from driftline.config import parse_settings
 from driftline.events import LABEL_FEATURE, Scalar
 from driftline.pipeline import Pipeline
@@ -72,3 +75,39 @@ def test_a_warmup_keeps_the_label_in_the_learned_profile_but_does_not_monitor_it
     assert monitor.profile is not None and LABEL_FEATURE in monitor.profile.features
     assert LABEL_FEATURE not in monitor.windows
     assert "x_normal" in monitor.windows
+
+
+def test_an_older_state_with_a_label_window_drops_it_and_resolves_its_alerts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """States written before this fix hold a ``__label__`` window (and, as the defect goes,
+    its firing ``quality_missing`` alert): restoring drops only that, the other features
+    continue."""
+    profile = _profile_with_labels()
+    events = event_stream(8_000)
+    with monkeypatch.context() as patch:  # the old behaviour: __label__ monitored
+        patch.setattr(monitor_module, "LABEL_FEATURE", "__no_such_column__")
+        patch.setattr(pipeline_module, "LABEL_FEATURE", "__no_such_column__")
+        old = Pipeline(build_plan(parse_settings(CONFIGURED), {0: profile}))
+        assert _alerts(old, events[:4_000])
+        version = old.versions[("m", "1")]
+        assert version is not None
+        [firing] = version.alerts.firing()
+        assert firing.event["subject"] == "m/1/__label__"
+        state = old.to_state()
+    new = Pipeline(build_plan(parse_settings(CONFIGURED), {0: profile}))
+    output = new.restore(state)
+    [resolved] = output.alerts
+    assert resolved.fingerprint == firing.fingerprint and resolved.status == "resolved"
+    assert (
+        "__label__ is no longer monitored"
+        in resolved.event["data"]["annotations"]["resolved_reason"]
+    )
+    monitor = new.monitors()[("m", "1")]
+    assert LABEL_FEATURE not in monitor.windows
+    kept = orjson.loads(state)["versions"][0]["state"]["monitor"]["features"]
+    assert {n: w.to_state() for n, w in monitor.windows.items()} == {
+        n: w for n, w in kept.items() if n != LABEL_FEATURE
+    }
+    assert ("m", "1") in new.take_changed()  # the dropped window is checkpointed away
+    assert _alerts(new, events[4_000:]) == []

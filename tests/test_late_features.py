@@ -235,3 +235,66 @@ def test_state_round_trip_at_any_cut_continues_exactly(cut: int) -> None:
     tail = _outputs(restored, STREAM[cut:])
     assert tuple(h + t for h, t in zip(head, tail, strict=True)) == WHOLE_OUTPUT
     assert _state(restored) == WHOLE_STATE
+
+
+def _drifted_prediction() -> Pipeline:
+    """A pipeline whose learned ``__prediction__`` reference has alerts firing."""
+    pipeline = _pipeline()
+    _run(pipeline, _with_predictions(12_000, shift_from=6_000))
+    version = pipeline.versions[M1]
+    assert version is not None
+    assert {a.event["subject"] for a in version.alerts.firing()} == {"m/1/__prediction__"}
+    return pipeline
+
+
+def test_a_profile_that_now_has_the_column_replaces_the_learned_reference() -> None:
+    before = _drifted_prediction()
+    version = before.versions[M1]
+    assert version is not None
+    firing = version.alerts.firing()
+    profile = _profile(__prediction__=_scores(20_000, 8))
+    after = _pipeline(profile=profile)
+    output = after.restore(before.to_state())
+    assert [a.fingerprint for a in output.alerts] == [a.fingerprint for a in firing]
+    assert {a.status for a in output.alerts} == {"resolved"}
+    reason = output.alerts[0].event["data"]["annotations"]["resolved_reason"]
+    assert "reference profile changed" in reason
+    monitor = after.monitors()[M1]
+    assert not monitor.late and monitor.profile == profile
+    assert PREDICTION_FEATURE in monitor.windows  # on the configured reference now
+
+
+def test_excluding_a_learned_column_resets_the_version() -> None:
+    before = _drifted_prediction()
+    config = {
+        **CONFIG,
+        "models": [{"model_id": "m", "features": {"__prediction__": {"exclude": True}}}],
+    }
+    after = _pipeline(config)
+    output = after.restore(before.to_state())
+    assert output.alerts and {a.status for a in output.alerts} == {"resolved"}
+    assert not after.monitors()[M1].late
+
+
+def test_excluding_a_column_still_learning_just_forgets_it() -> None:
+    before = _pipeline()
+    _run(before, _with_predictions(600))
+    assert before.monitors()[M1].late.learning
+    config = {
+        **CONFIG,
+        "models": [{"model_id": "m", "features": {"__prediction__": {"exclude": True}}}],
+    }
+    after = _pipeline(config)
+    assert after.restore(before.to_state()).alerts == []
+    assert not after.monitors()[M1].late
+
+
+def test_learning_state_is_bounded_independently_of_warmup_events() -> None:
+    sizes = []
+    for warmup in (2_000, 20_000):
+        config = {**CONFIG, "warmup_events": warmup}
+        pipeline = _pipeline(config)
+        _run(pipeline, _with_predictions(1_900))
+        assert pipeline.monitors()[M1].late.learning
+        sizes.append(len(pipeline.to_state()))
+    assert sizes[1] == sizes[0]
