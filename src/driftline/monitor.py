@@ -5,6 +5,11 @@ Windows are tumbling, by event count or by event-time duration. A duration windo
 open window (late) is counted in the open window. Windows still open at the end of a replay
 are not evaluated: a stream has no end. Without a reference profile the version's first
 ``warmup_events`` events are collected and become its reference (they are not monitored).
+Columns the reference profile lacks (``__prediction__`` of a profile built from training
+data, say) learn their own reference from live events (:mod:`driftline.late_features`).
+``__label__`` is never monitored here: labels mostly arrive as feedback events, so a
+prediction event without one has no missing value, and label drift is measured on the
+joined labels; the profile keeps its ``__label__`` feature for that.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from driftline.detectors.feature_window import (
     feature_window,
     numeric_batches,
 )
-from driftline.events import ModelBatch
+from driftline.events import LABEL_FEATURE, ModelBatch
 from driftline.features import (
     CategoryColumn,
     NumericColumn,
@@ -34,7 +39,8 @@ from driftline.features import (
     numeric_column,
 )
 from driftline.findings import Finding
-from driftline.profile import FeatureKind, ReferenceProfile
+from driftline.late_features import LateFeatures
+from driftline.profile import FeatureKind, FeatureProfile, ReferenceProfile
 from driftline.warmup import DEFAULT_MAX_CATEGORIES, DEFAULT_SAMPLE_VALUES, WarmupSketch
 
 Column = NumericColumn | CategoryColumn
@@ -59,9 +65,21 @@ class MonitorPlan:
     """Numbers per column kept as they are during warm-up (see :mod:`driftline.warmup`)."""
     warmup_max_categories: int = DEFAULT_MAX_CATEGORIES
     """Distinct categories per column counted one by one during warm-up."""
+    max_late_features: int = 10_000
+    """Most columns outside the reference profile one version learns from live events
+    (the warm-up column cap, ``Plan.warmup_columns``)."""
 
     def new_warmup(self) -> WarmupSketch:
         return WarmupSketch(self.warmup_sample_values, self.warmup_max_categories)
+
+    def new_late_features(self) -> LateFeatures:
+        return LateFeatures(
+            warmup_events=self.warmup_events,
+            sample_values=self.warmup_sample_values,
+            max_categories=self.warmup_max_categories,
+            max_columns=self.max_late_features,
+            top_k=self.top_k_categories,
+        )
 
 
 def profile_mismatch(state: dict[str, Any], profile: ReferenceProfile | None) -> str | None:
@@ -137,6 +155,14 @@ class ModelMonitor:
         self.window_key = -(2**62)
         self.warmup = plan.new_warmup()
         """What the reference profile needs from the warm-up rows so far (bounded)."""
+        self.late = plan.new_late_features()
+        """Columns the profile lacks, learning (or monitored with) a reference of their own."""
+        self.not_late: frozenset[str] = frozenset()
+        """Columns never learned from live events: the profile's, the excluded ones and
+        ``__label__``."""
+        self.learning_started: list[tuple[int, str]] = []
+        """(batch index, column) of every column that started learning, until the caller
+        takes them (the shell logs them: the core does not log)."""
         self.last_window: ClosedWindow | None = None
         """Each feature's distribution in the last closed window (for pictures; not part of
         the state: ``None`` until a window closes, also after a restore)."""
@@ -159,32 +185,42 @@ class ModelMonitor:
 
     def _use_profile(self, profile: ReferenceProfile) -> None:
         self.profile = profile
+        self.not_late = frozenset(profile.features) | self.plan.excluded | {LABEL_FEATURE}
         for name, feature in sorted(profile.features.items()):
-            if name in self.plan.excluded:
+            if name in self.plan.excluded or name == LABEL_FEATURE:
                 continue
-            detectors = self.plan.detectors[feature.kind]
-            if name in self.plan.feature_detectors:
-                # Checked against a configured profile's kinds at start-up; with a learned
-                # profile, detectors that do not apply to the learned kind are left out.
-                detectors = tuple(
-                    d
-                    for d in self.plan.feature_detectors[name]
-                    if feature.kind in DETECTORS[d].kinds
-                )
-            summary = feature.numeric if feature.kind is FeatureKind.NUMERIC else feature.categories
-            if not detectors or summary is None:  # no values in the reference: nothing to compare
-                continue
-            self.kinds[name] = feature.kind
-            self.windows[name] = feature_window(
-                feature, detectors, self.plan.adwin, self.plan.page_hinkley
-            )
+            self._add_window(name, feature)
         self.numeric_batches = numeric_batches(list(self.windows.values()))
+
+    def _add_window(self, name: str, feature: FeatureProfile) -> None:
+        """Monitor ``name`` against ``feature`` with the plan's detectors for its kind."""
+        detectors = self.plan.detectors[feature.kind]
+        if name in self.plan.feature_detectors:
+            # Checked against a configured profile's kinds at start-up; with a learned
+            # reference, detectors that do not apply to the learned kind are left out.
+            detectors = tuple(
+                d for d in self.plan.feature_detectors[name] if feature.kind in DETECTORS[d].kinds
+            )
+        summary = feature.numeric if feature.kind is FeatureKind.NUMERIC else feature.categories
+        if not detectors or summary is None:  # no values in the reference: nothing to compare
+            return
+        self.kinds[name] = feature.kind
+        self.windows[name] = feature_window(
+            feature, detectors, self.plan.adwin, self.plan.page_hinkley
+        )
+
+    def _monitor_late(self, features: list[FeatureProfile]) -> None:
+        """Start monitoring columns whose reference was learned from live events."""
+        for feature in features:
+            self._add_window(feature.name, feature)
+        if features:
+            self.numeric_batches = numeric_batches(list(self.windows.values()))
 
     def to_state(self) -> dict[str, Any]:
         """All mutable state, JSON-ready. A profile learned by warm-up is included; a
         configured one is referred to by id (it comes from the config on restore)."""
         learned = self.profile is not None and self.profile.source.kind == "warmup"
-        return {
+        state = {
             "version": STATE_VERSION,
             "sequence": self.sequence,
             "window_rows": self.window_rows,
@@ -198,6 +234,9 @@ class ModelMonitor:
             "warmup_rows": self.warmup.rows,
             "features": {name: window.to_state() for name, window in self.windows.items()},
         }
+        if self.late:  # only then: states of versions without such columns keep their bytes
+            state["late_features"] = self.late.to_state()
+        return state
 
     @classmethod
     def from_state(
@@ -220,9 +259,9 @@ class ModelMonitor:
         mismatch = profile_mismatch(state, profile)
         if mismatch is not None:
             raise ValueError(f"{model_id}/{model_version}: {mismatch}")
-        if state["learned_profile"] is not None:
-            profile = ReferenceProfile.from_dict(state["learned_profile"])
-        monitor = cls(model_id, model_version, plan, profile)
+        monitor = cls.planned(
+            state, model_id=model_id, model_version=model_version, plan=plan, profile=profile
+        )
         monitor.sequence = int(state["sequence"])
         monitor.window_rows = int(state["window_rows"])
         monitor.window_start = float(state["window_start"])
@@ -240,6 +279,30 @@ class ModelMonitor:
             raise ValueError(f"{model_id}/{model_version}: {detectors}")
         for name, window_state in state["features"].items():
             monitor.windows[name].restore(window_state)
+        return monitor
+
+    @classmethod
+    def planned(
+        cls,
+        state: dict[str, Any],
+        *,
+        model_id: str,
+        model_version: str,
+        plan: MonitorPlan,
+        profile: ReferenceProfile | None,
+    ) -> ModelMonitor:
+        """A new monitor with the references of ``state`` (its learned profile, else
+        ``profile``, plus the columns learned from live events) and the detectors ``plan``
+        gives them, before any window state is restored (see :meth:`detector_mismatch`).
+        Columns the plan excludes now are dropped from learning."""
+        if state["learned_profile"] is not None:
+            profile = ReferenceProfile.from_dict(state["learned_profile"])
+        monitor = cls(model_id, model_version, plan, profile)
+        if "late_features" in state:
+            monitor.late.restore(state["late_features"])
+            monitor.late.drop(plan.excluded)
+            late = [f for f in monitor.late.monitored.values() if f.name not in plan.excluded]
+            monitor._monitor_late(late)
         return monitor
 
     def detector_mismatch(self, features: dict[str, Any]) -> str | None:
@@ -284,12 +347,15 @@ class ModelMonitor:
                 return []
         if start >= rows:
             return []
+        started = self.late.observe(batch, start, self.sequence, self.not_late)
+        self.learning_started.extend((int(batch.indices[row]), name) for row, name in started)
         columns = {name: _typed(kind, batch, name) for name, kind in self.kinds.items()}
         out: list[tuple[int, Finding]] = []
         for seg_start, seg_stop, closes_before in self._segments(batch, start):
             if closes_before and self.window_rows:
                 index = int(batch.indices[seg_start])
                 out.extend((index, f) for f in self._close_window())
+                self._add_columns(columns, batch)
             if seg_stop == seg_start:
                 continue
             for name, window in self.windows.items():
@@ -303,7 +369,14 @@ class ModelMonitor:
             if self.plan.window_events is not None and self.window_rows >= self.plan.window_events:
                 index = int(batch.indices[seg_stop - 1])
                 out.extend((index, f) for f in self._close_window())
+                self._add_columns(columns, batch)
         return out
+
+    def _add_columns(self, columns: dict[str, Column], batch: ModelBatch) -> None:
+        """Add the typed columns of features that started being monitored mid-batch."""
+        for name, kind in self.kinds.items():
+            if name not in columns:
+                columns[name] = _typed(kind, batch, name)
 
     def _segments(self, batch: ModelBatch, start: int) -> list[tuple[int, int, bool]]:
         """Split rows ``start:`` at window boundaries: (start, stop, window closes before)."""
@@ -364,6 +437,7 @@ class ModelMonitor:
             window.reset()
         self.last_window = ClosedWindow(start, end, rows, sequence, distributions)
         self.window_rows = 0
+        self._monitor_late(self.late.take_complete(self.sequence))
         return findings
 
     def _collect_warmup(self, batch: ModelBatch) -> int:

@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 
 from driftline.events import (
+    LABEL_FEATURE,
     DeadLetter,
     DeadLetterReason,
     ModelBatch,
@@ -33,7 +34,6 @@ from driftline.policy.alerts import (
     resolved_without_window,
 )
 from driftline.policy.retrain import ProfileRef, RetrainPolicy, RetrainRequest
-from driftline.profile import ReferenceProfile
 from driftline.snapshot import PipelineSnapshot, VersionSnapshot, VersionView
 
 STATE_VERSION = 1
@@ -68,6 +68,32 @@ class PipelineOutput:
     (the shell logs it; the core does not log)."""
     findings: list[Finding] = field(default_factory=list)
     """Every finding of the windows the batch closed (the statistics over time)."""
+    learning_started: list[LearningStarted] = field(default_factory=list)
+    """Columns that started learning their reference from live events in this batch (the
+    shell logs each once)."""
+
+
+@dataclass(frozen=True, slots=True)
+class LearningStarted:
+    """A column that a model version's reference profile lacks started learning its
+    reference from the version's next ``warmup_events`` events (see
+    :mod:`driftline.late_features`)."""
+
+    model_id: str
+    model_version: str
+    feature: str
+    profile_id: str | None
+    """The profile that lacks it (configured, or learned by warm-up)."""
+    warmup_events: int
+
+    def message(self) -> str:
+        """One log line for the operator."""
+        return (
+            f"model {self.model_id} version {self.model_version}: {self.feature!r} is not in "
+            f"the reference profile {self.profile_id}: it learns its reference from its first "
+            f"{self.warmup_events} events (warmup_events), then is monitored; set "
+            f"models[].features.{self.feature}.exclude to turn it off"
+        )
 
 
 @dataclass(slots=True)
@@ -143,7 +169,9 @@ class _ModelVersion:
     def restore(self, state: dict[str, Any]) -> tuple[str | None, list[Alert]]:
         """Continue from :meth:`to_state`, or reset when the plan no longer fits the state
         (see :meth:`_mismatch`): then return why, and the ``resolved`` events of the alerts
-        the dropped state had firing. Raises :class:`StateError` for any other problem."""
+        the dropped state had firing. A ``__label__`` window of an older state is dropped
+        (see :func:`_without_label`), its firing alerts resolved (also returned). Raises
+        :class:`StateError` for any other problem."""
         key = (self.monitor.model_id, self.monitor.model_version)
         try:
             alerts = AlertPolicy.from_state(
@@ -152,12 +180,13 @@ class _ModelVersion:
                 settings=self.alerts.settings,
                 thresholds=self.plan.thresholds,
             )
-            mismatch = self._mismatch(state["monitor"], alerts)
+            monitor_state, dropped = _without_label(state["monitor"], alerts)
+            mismatch = self._mismatch(monitor_state, alerts)
             if mismatch is not None:
-                end = float(state["monitor"]["window_end"])
-                return mismatch, alerts.resolve_all(mismatch, end)
+                end = float(monitor_state["window_end"])
+                return mismatch, [*dropped, *alerts.resolve_all(mismatch, end)]
             self.monitor = ModelMonitor.from_state(
-                state["monitor"],
+                monitor_state,
                 model_id=key[0],
                 model_version=key[1],
                 plan=self.plan.monitor,
@@ -176,7 +205,7 @@ class _ModelVersion:
             raise
         except Exception as exc:  # corrupt or unknown state: a bug to see, never a reset
             raise StateError(key, f"{type(exc).__name__}: {exc}") from exc
-        return None, []
+        return None, dropped
 
     def _mismatch(self, monitor_state: dict[str, Any], alerts: AlertPolicy) -> str | None:
         """Why the plan cannot continue this saved state (then it is reset), or ``None``."""
@@ -192,13 +221,14 @@ class _ModelVersion:
         learned = monitor_state["learned_profile"]
         if learned is None and self.plan.profile is None:
             return None  # warming up: no detector runs yet
-        # The monitor the plan builds on the state's profile: its detectors against the
+        # The monitor the plan builds on the state's references: its detectors against the
         # state's (monitored features, stream detectors, pairs with alert state).
-        monitor = ModelMonitor(
-            self.monitor.model_id,
-            self.monitor.model_version,
-            self.plan.monitor,
-            self.plan.profile if learned is None else ReferenceProfile.from_dict(learned),
+        monitor = ModelMonitor.planned(
+            monitor_state,
+            model_id=self.monitor.model_id,
+            model_version=self.monitor.model_version,
+            plan=self.plan.monitor,
+            profile=self.plan.profile,
         )
         detectors = monitor.detector_mismatch(monitor_state["features"])
         if detectors is not None:
@@ -211,6 +241,15 @@ class _ModelVersion:
                 f"({len(gone)} detector(s) with alert state removed)"
             )
         return None
+
+    def learning_started(self) -> list[tuple[int, LearningStarted]]:
+        """Take the monitor's columns that started learning, with their batch index."""
+        monitor = self.monitor
+        started, monitor.learning_started = monitor.learning_started, []
+        profile_id = self.profile_ref().profile_id
+        events = monitor.plan.warmup_events
+        key = (monitor.model_id, monitor.model_version)
+        return [(index, LearningStarted(*key, name, profile_id, events)) for index, name in started]
 
     def profile_ref(self) -> ProfileRef:
         """The monitor's profile id and data hash."""
@@ -251,6 +290,7 @@ class Pipeline:
         batches: dict[ModelKey, ModelBatch] = {}
         sequences: dict[ModelKey, int] = {}
         failures: list[tuple[ModelKey, Exception]] = []
+        learning: list[tuple[int, LearningStarted]] = []
         for batch in decoded.models:
             key = (batch.model_id, batch.model_version)
             if key in self.quarantined:
@@ -277,6 +317,8 @@ class Pipeline:
                 if key in self.versions:
                     self.changed.add(key)  # the failure may have changed its state
                 continue
+            if version is not None and version.monitor.learning_started:
+                learning.extend(version.learning_started())
             for part in parts:
                 part_latest = float(part.timestamps.max())
                 latest = part_latest if latest is None else max(latest, part_latest)
@@ -313,6 +355,7 @@ class Pipeline:
                 self.counters.events[key] += n
         output = PipelineOutput(latest_event_time=latest)
         output.findings = [finding for _, key, finding in found if key not in failed]
+        output.learning_started = [notice for _, notice in sorted(learning, key=lambda n: n[0])]
         internal: list[tuple[int, Alert]] = []
         for key, error in failures:
             internal.append(self._quarantine(key, batches[key], sequences[key], error, output))
@@ -583,7 +626,7 @@ class Pipeline:
             if not isinstance(version_state, dict):
                 raise StateError(key, f"not an object: {type(version_state).__name__}")
             mismatch, resolved = version.restore(version_state)
-            if mismatch is not None:
+            if mismatch is not None or resolved:
                 reset.add(key)
             output.alerts.extend(resolved)
             restored[key] = version
@@ -654,7 +697,31 @@ def _version_snapshot(key: ModelKey, version: _ModelVersion) -> VersionSnapshot:
         events=version.monitor.sequence,
         profile_id=version.profile_ref().profile_id,
         monitored_features=tuple(sorted(version.monitor.windows)),
+        learning_features=tuple(version.monitor.late.progress()),
         firing=tuple(version.alerts.firing()),
+    )
+
+
+#: The ``resolved_reason`` (after "state reset: ") of a ``__label__`` alert of an older state.
+LABEL_NOT_MONITORED = (
+    "__label__ is no longer monitored as a feature (labels arrive as feedback: a missing "
+    "inline label is not a missing value; label drift is measured on the joined labels)"
+)
+
+
+def _without_label(
+    monitor_state: dict[str, Any], alerts: AlertPolicy
+) -> tuple[dict[str, Any], list[Alert]]:
+    """``monitor_state`` without the ``__label__`` window that states of earlier versions
+    hold, and the ``resolved`` events of the alerts ``alerts`` had firing on it (their
+    state is dropped from ``alerts``). The other features continue as they were."""
+    features = monitor_state.get("features")
+    if not isinstance(features, dict) or LABEL_FEATURE not in features:
+        return monitor_state, []
+    kept = {name: window for name, window in features.items() if name != LABEL_FEATURE}
+    end = float(monitor_state["window_end"])
+    return {**monitor_state, "features": kept}, alerts.drop_feature(
+        LABEL_FEATURE, LABEL_NOT_MONITORED, end
     )
 
 

@@ -64,14 +64,11 @@ def build_plan(settings: Settings, profiles: Mapping[int, ReferenceProfile] | No
     _check_performance(settings)
     for i, entry in enumerate(entries):
         _check_task(entry.plan, f"models.{i}.task")
-    column_values = min(
-        settings.warmup_events, max(settings.warmup_sample_values, settings.warmup_max_categories)
-    )
     return Plan(
         source=settings.source,
         decode=settings.decode,
         max_model_versions=settings.limits.max_model_versions,
-        warmup_columns=max(1, settings.limits.max_warmup_values // column_values),
+        warmup_columns=_warmup_columns(settings),
         alerts=settings.alerts,
         retrain=settings.retrain,
         unconfigured=unconfigured,
@@ -94,6 +91,16 @@ def _version_plan(
     )
 
 
+def _warmup_columns(settings: Settings) -> int:
+    """Most columns one version's warm-up (or learning from live events) holds: each holds
+    at most ``min(warmup_events, max(warmup_sample_values, warmup_max_categories))`` values,
+    ``limits.max_warmup_values`` in all."""
+    column_values = min(
+        settings.warmup_events, max(settings.warmup_sample_values, settings.warmup_max_categories)
+    )
+    return max(1, settings.limits.max_warmup_values // column_values)
+
+
 def _monitor_plan(settings: Settings, entry: ModelSettings | None) -> MonitorPlan:
     detectors = dict(settings.detectors)
     features = {} if entry is None else entry.features
@@ -114,6 +121,7 @@ def _monitor_plan(settings: Settings, entry: ModelSettings | None) -> MonitorPla
         page_hinkley=settings.page_hinkley.model_dump(),
         warmup_sample_values=settings.warmup_sample_values,
         warmup_max_categories=settings.warmup_max_categories,
+        max_late_features=_warmup_columns(settings),
     )
 
 

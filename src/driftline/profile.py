@@ -446,6 +446,24 @@ def _canonical_id(body: dict[str, Any]) -> str:
     return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
 
 
+def feature_to_dict(feature: FeatureProfile) -> dict[str, Any]:
+    """One feature's JSON-ready form, as under a profile's ``features``."""
+    return _feature_dict(feature)
+
+
+def feature_from_dict(name: str, data: Any) -> FeatureProfile:
+    """Validate and build one feature from :func:`feature_to_dict`; raises
+    :class:`ProfileError` naming the key path."""
+    try:
+        if not isinstance(data, dict):
+            raise _InvalidError(name, f"expected a JSON object, got {_describe(data)}")
+        count = _count(data.get("count"), _join(name, "count"))
+        missing = _count(data.get("missing_count"), _join(name, "missing_count"))
+        return _parse_feature(name, data, name, count + missing)
+    except _InvalidError as exc:
+        raise ProfileError(str(exc)) from None
+
+
 def _profile_body(profile: ReferenceProfile) -> dict[str, Any]:
     src = profile.source
     body = {

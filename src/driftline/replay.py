@@ -105,6 +105,8 @@ def replay(
     with events.open("rb") as source:
         for numbers, lines in read_batches(source, batch_size):
             output = pipeline.process(lines)
+            for notice in output.learning_started:
+                log.info("%s", notice.message())
             for (model_id, model_version), trace in output.internal_errors:
                 log.error(
                     "model %s version %s quarantined (its events become dead letters, reason "

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from driftline.detectors.closed_window import ClosedWindow
 from driftline.findings import Finding
+from driftline.late_features import LearningProgress
 from driftline.plan import ModelKey
 from driftline.policy.alerts import Alert, Thresholds
 from driftline.profile import FeatureKind, ReferenceProfile
@@ -32,6 +33,9 @@ class VersionSnapshot:
     profile_id: str | None
     monitored_features: tuple[str, ...]
     """Names of the monitored columns (features, ``__prediction__``, ...), sorted."""
+    learning_features: tuple[LearningProgress, ...]
+    """Columns the reference profile lacks that are learning their reference from live
+    events (not monitored yet), in the order they started."""
     firing: tuple[Alert, ...]
     """The ``firing`` event of every alert currently firing, ordered by alert key."""
 

@@ -74,7 +74,23 @@ def test_status_and_metrics_reflect_processed_batches() -> None:
     assert status == 200
     [model] = orjson.loads(body)["models"]
     assert model["model_id"] == "m" and model["events"] == 3_000
-    assert model["state"] == "monitoring"
+    assert model["state"] == "monitoring" and model["learning_features"] == []
     assert "psi" in model["statistics"]["x_normal"]
     status, text = asyncio.run(_get(service, "/metrics"))
     assert status == 200 and b"driftline_drift_statistic{" in text
+
+
+def test_status_lists_the_columns_learning_their_reference() -> None:
+    service = _service()  # warm-up of 500 events, then __prediction__ appears
+    tp = TopicPartition("in", 0)
+    pipeline = Pipeline(build_plan(service.settings, {}))
+    service.partitions[tp] = PartitionState(tp, pipeline, last_checkpoint=0.0, next_offset=0)
+    events = event_stream(800)
+    pipeline.process(events[:600])
+    pipeline.process([orjson.dumps({**orjson.loads(e), "prediction": 0.5}) for e in events[600:]])
+    _, body = asyncio.run(_get(service, "/v1/status"))
+    [model] = orjson.loads(body)["models"]
+    assert model["learning_features"] == [
+        {"feature": "__prediction__", "events": 200, "warmup_events": 500}
+    ]
+    assert "__prediction__" not in model["monitored_features"]

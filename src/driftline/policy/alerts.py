@@ -411,6 +411,21 @@ class AlertPolicy:
         """The (feature, detector) pairs this policy holds state for (streaks, alerts)."""
         return {(key[2], key[3]) for key in self._states}
 
+    def drop_feature(self, feature: str, reason: str, time: float) -> list[Alert]:
+        """Forget the state of every detector of ``feature`` (no longer monitored); return
+        the ``resolved`` events of its firing alerts, as :meth:`resolve_all` does."""
+        dropped = {key: state for key, state in self._states.items() if key[2] == feature}
+        resolved = [
+            resolved_without_window(
+                state.firing, f"state reset: {reason}", max(time, state.firing.time)
+            )
+            for _, state in sorted(dropped.items())
+            if state.firing is not None
+        ]
+        for key in dropped:
+            del self._states[key]
+        return resolved
+
     def resolve_all(self, reason: str, time: float) -> list[Alert]:
         """``resolved`` events of every firing alert, because the state they belong to is
         dropped (e.g. the version's reference profile changed); ordered by alert key.

@@ -336,6 +336,8 @@ class MonitorService:
             output = part.pipeline.process(split.values)
             part.pipeline.count_rejected(r.reason for r in split.rejected)
             self.history.observe(output, part.topic_partition)
+            for notice in output.learning_started:
+                log.info("%s[%d]: %s", *tp, notice.message())
             for (model_id, model_version), trace in output.internal_errors:
                 log.error(
                     "%s[%d]: model %s version %s quarantined (its events become dead letters, "

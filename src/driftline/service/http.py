@@ -67,6 +67,15 @@ def status(snapshot: ServiceSnapshot) -> dict[str, Any]:
                 "state": "warming_up" if version.warming_up else "monitoring",
                 "profile_id": version.profile_id,
                 "monitored_features": list(version.monitored_features),
+                # Columns the profile lacks, learning their reference from live events.
+                "learning_features": [
+                    {
+                        "feature": learning.feature,
+                        "events": learning.events,
+                        "warmup_events": learning.warmup_events,
+                    }
+                    for learning in version.learning_features
+                ],
                 "statistics": features,
                 "firing_alerts": [a.event for a in version.firing],
             }
