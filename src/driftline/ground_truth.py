@@ -28,12 +28,19 @@ import numpy.typing as npt
 from driftline.events import LABEL_FEATURE, PREDICTION_FEATURE, FeedbackBatch, ModelBatch
 from driftline.findings import Finding
 from driftline.labels.join import JoinInput, JoinLimits, LabelJoin
+from driftline.performance.detectors import ERROR_FEATURE, ESTIMATED_ERROR_FEATURE
 from driftline.performance.monitor import PerformanceMonitor, PerformanceSettings
 from driftline.performance.reference import ReferencePerformance
 from driftline.performance.task import Task, TaskSpec, encode_labels, encode_prediction_columns
 from driftline.profile import FeatureProfile
 
 STATE_VERSION = 1
+GROUND_TRUTH_FEATURES = frozenset({ERROR_FEATURE, ESTIMATED_ERROR_FEATURE, LABEL_FEATURE})
+"""The features of ground truth's findings (label drift is measured on joined labels)."""
+TASK_CHANGED = (
+    "the model version's task changed (models[].task, decision_threshold or the reference "
+    "profile's classes): the label join and performance start afresh"
+)
 DELAY_SAMPLE = 1_000
 """Label delays kept (of the latest joined pairs) for the status page's p50 / p95."""
 
@@ -179,9 +186,14 @@ class GroundTruth:
             "metrics": self.performance.metrics(),
         }
 
+    def fits(self, state: dict[str, Any]) -> bool:
+        """Whether ``state`` (of :meth:`to_state`) was saved for this version's task."""
+        return state.get("task") == _spec_state(self.spec)
+
     def to_state(self) -> dict[str, Any]:
         return {
             "version": STATE_VERSION,
+            "task": _spec_state(self.spec),
             "position": self.position,
             "feedback": self.feedback,
             "delays": list(self.delays),
@@ -200,6 +212,10 @@ class GroundTruth:
         self.performance = PerformanceMonitor.from_state(
             state["performance"], self.spec, self.settings, self.label_profile
         )
+
+
+def _spec_state(spec: TaskSpec) -> list[Any]:
+    return [spec.task.value, spec.prediction_kind, spec.decision_threshold, list(spec.classes)]
 
 
 def prediction_codes(spec: TaskSpec, batch: ModelBatch) -> Floats:

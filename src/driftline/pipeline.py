@@ -13,18 +13,23 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import orjson
 
 from driftline.events import (
     LABEL_FEATURE,
     DeadLetter,
     DeadLetterReason,
+    FeedbackBatch,
     ModelBatch,
     decode_batch,
 )
 from driftline.findings import Finding
+from driftline.ground_truth import GROUND_TRUTH_FEATURES, TASK_CHANGED, GroundTruth
 from driftline.monitor import STATE_VERSION as MONITOR_STATE_VERSION
 from driftline.monitor import ModelMonitor, profile_mismatch
+from driftline.performance.profile_task import infer_task
+from driftline.performance.task import TaskInferenceError
 from driftline.plan import ModelKey, Plan, VersionPlan
 from driftline.policy.alerts import (
     Alert,
@@ -108,6 +113,10 @@ class PipelineCounters:
     retrain_requests: int = 0
     quarantined: Counter[ModelKey] = field(default_factory=Counter)
     """Events dead-lettered (``internal_error``) because their version is quarantined."""
+    feedback: Counter[ModelKey] = field(default_factory=Counter)
+    """Feedback events (labels) of monitored versions."""
+    feedback_unknown: int = 0
+    """Feedback events of model versions never seen (no prediction yet)."""
 
     def to_state(self) -> dict[str, Any]:
         """JSON-ready counts (checkpointed with the detectors, so totals survive restarts)."""
@@ -118,8 +127,13 @@ class PipelineCounters:
             "alerts": [[k[0], k[1], n] for k, n in self.alerts.items()],
             "retrain_requests": self.retrain_requests,
         }
-        if self.quarantined:  # only then: states without quarantines keep their bytes
+        # Only when there are some: states without them keep their bytes.
+        if self.quarantined:
             state["quarantined"] = [[k[0], k[1], n] for k, n in self.quarantined.items()]
+        if self.feedback:
+            state["feedback"] = [[k[0], k[1], n] for k, n in self.feedback.items()]
+        if self.feedback_unknown:
+            state["feedback_unknown"] = self.feedback_unknown
         return state
 
     @classmethod
@@ -143,6 +157,8 @@ class PipelineCounters:
             alerts=Counter({(a, b): int(n) for a, b, n in state.get("alerts", [])}),
             retrain_requests=int(state.get("retrain_requests", 0)),
             quarantined=Counter({(a, b): int(n) for a, b, n in state.get("quarantined", [])}),
+            feedback=Counter({(a, b): int(n) for a, b, n in state.get("feedback", [])}),
+            feedback_unknown=int(state.get("feedback_unknown", 0)),
         )
 
 
@@ -151,6 +167,8 @@ class _ModelVersion:
 
     def __init__(self, key: ModelKey, plan: Plan, version_plan: VersionPlan) -> None:
         self.plan = version_plan
+        self.labels = plan.labels
+        self.performance = plan.performance
         self.monitor = ModelMonitor(key[0], key[1], version_plan.monitor, version_plan.profile)
         self.alerts = AlertPolicy(
             source=plan.source, settings=plan.alerts, thresholds=version_plan.thresholds
@@ -158,13 +176,44 @@ class _ModelVersion:
         self.retrain = RetrainPolicy(
             source=plan.source, model_id=key[0], model_version=key[1], settings=plan.retrain
         )
+        self.ground_truth: GroundTruth | None = None
+        """Label join and performance, once the reference profile tells the task."""
+        self.ground_truth_problem: str | None = None
+        """Why ground truth has not started (status), once the profile is known."""
+
+    def start_ground_truth(self) -> GroundTruth | None:
+        """Start the label join and performance monitor if the version's profile (given or
+        learned) and configured task tell its task; else ``None`` (and why, in
+        :attr:`ground_truth_problem`)."""
+        profile = self.monitor.profile
+        if self.ground_truth is not None or profile is None:
+            return self.ground_truth
+        try:
+            spec = infer_task(profile, self.plan.task, self.plan.decision_threshold)
+        except TaskInferenceError as exc:
+            self.ground_truth_problem = str(exc)
+            return None
+        if spec is None:
+            self.ground_truth_problem = "the reference profile has no prediction"
+            return None
+        reference = profile.performance
+        if reference is not None and reference.task.task is not spec.task:
+            reference = None
+        self.ground_truth = GroundTruth(
+            spec, self.labels, self.performance, reference, profile.features.get(LABEL_FEATURE)
+        )
+        self.ground_truth_problem = None
+        return self.ground_truth
 
     def to_state(self) -> dict[str, Any]:
-        return {
+        state = {
             "monitor": self.monitor.to_state(),
             "alerts": self.alerts.to_state(),
             "retrain": self.retrain.to_state(),
         }
+        if self.ground_truth is not None:  # only then: states without it keep their bytes
+            state["ground_truth"] = self.ground_truth.to_state()
+        return state
 
     def restore(self, state: dict[str, Any]) -> tuple[str | None, list[Alert]]:
         """Continue from :meth:`to_state`, or reset when the plan no longer fits the state
@@ -193,6 +242,17 @@ class _ModelVersion:
                 profile=self.plan.profile,
             )
             self.alerts = alerts
+            truth = state.get("ground_truth")
+            if truth is not None:
+                started = self.start_ground_truth()
+                if started is not None and started.fits(truth):
+                    started.restore(truth)
+                else:  # the task changed (config): the join and performance start afresh
+                    self.ground_truth = None
+                    self.start_ground_truth()
+                    end = float(monitor_state["window_end"])
+                    for feature in sorted(GROUND_TRUTH_FEATURES):
+                        dropped += self.alerts.drop_feature(feature, TASK_CHANGED, end)
             self.retrain = RetrainPolicy.from_state(
                 state["retrain"],
                 source=self.retrain.source,
@@ -233,7 +293,11 @@ class _ModelVersion:
         detectors = monitor.detector_mismatch(monitor_state["features"])
         if detectors is not None:
             return detectors
-        gone = sorted(alerts.tracked() - monitor.monitored())
+        gone = sorted(
+            pair
+            for pair in alerts.tracked() - monitor.monitored()
+            if pair[0] not in GROUND_TRUTH_FEATURES
+        )
         if gone:
             feature, detector = gone[0]
             return (
@@ -291,8 +355,14 @@ class Pipeline:
         sequences: dict[ModelKey, int] = {}
         failures: list[tuple[ModelKey, Exception]] = []
         learning: list[tuple[int, LearningStarted]] = []
+        feedback = {(f.model_id, f.model_version): f for f in decoded.feedback}
+        labelled: dict[ModelKey, FeedbackBatch] = {}
+        """Feedback of the versions that are monitored (or quarantined)."""
         for batch in decoded.models:
             key = (batch.model_id, batch.model_version)
+            labels = feedback.pop(key, None)
+            if labels is not None:
+                labelled[key] = labels
             if key in self.quarantined:
                 batches[key] = batch
                 continue
@@ -309,9 +379,26 @@ class Pipeline:
                 if version is not None and version.monitor.warming_up:
                     parts = self._warmup_parts(version.monitor, batch, payloads, dead_letters)
                 if version is not None:
+                    truth = version.ground_truth
+                    monitored_from: int | None = None
+                    """Batch position from which the version had a reference profile."""
                     for part in parts:
+                        if monitored_from is None and not version.monitor.warming_up:
+                            monitored_from = int(part.indices[0])
                         found_part = version.monitor.process(part)
                         version_found.extend((index, key, f) for index, f in found_part)
+                    if truth is None:  # starts with the first events the monitor monitors
+                        truth = version.start_ground_truth()
+                    else:
+                        monitored_from = 0
+                    if truth is not None and monitored_from is not None:
+                        found_truth = truth.observe(
+                            key[0],
+                            key[1],
+                            _predictions_from(batch, monitored_from),
+                            None if labels is None else _feedback_from(labels, monitored_from),
+                        )
+                        version_found.extend((index, key, f) for index, f in found_truth)
             except Exception as exc:
                 failures.append((key, exc))
                 if key in self.versions:
@@ -328,6 +415,30 @@ class Pipeline:
                 counted[key] += len(part)
                 self.changed.add(key)
             found.extend(version_found)
+        for key, labels in feedback.items():  # feedback of versions without predictions here
+            part_latest = float(labels.timestamps.max())
+            latest = part_latest if latest is None else max(latest, part_latest)
+            if key in self.quarantined:
+                labelled[key] = labels
+                continue
+            if key not in self.versions:
+                self.counters.feedback_unknown += len(labels)
+                continue
+            version = self.versions[key]
+            if version is None:
+                self.counters.ignored[key] += len(labels)
+                continue
+            labelled[key] = labels
+            sequences[key] = version.monitor.sequence
+            try:
+                truth = version.start_ground_truth()
+                found_truth = [] if truth is None else truth.observe(key[0], key[1], None, labels)
+            except Exception as exc:
+                failures.append((key, exc))
+                self.changed.add(key)
+                continue
+            self.changed.add(key)
+            found.extend((index, key, f) for index, f in found_truth)
         found.sort(key=lambda item: item[0])  # stable: keeps each model's window order
         for _, key, finding in found:
             self.latest.setdefault(key, {})[(finding.feature, finding.detector)] = finding
@@ -353,15 +464,19 @@ class Pipeline:
         for key, n in counted.items():
             if key not in failed:
                 self.counters.events[key] += n
+        for key, labels in labelled.items():
+            if key not in failed and key not in self.quarantined:
+                self.counters.feedback[key] += len(labels)
         output = PipelineOutput(latest_event_time=latest)
         output.findings = [finding for _, key, finding in found if key not in failed]
         output.learning_started = [notice for _, notice in sorted(learning, key=lambda n: n[0])]
         internal: list[tuple[int, Alert]] = []
         for key, error in failures:
-            internal.append(self._quarantine(key, batches[key], sequences[key], error, output))
-        for key, batch in batches.items():
+            rows = batches[key] if key in batches else labelled[key]
+            internal.append(self._quarantine(key, rows, sequences[key], error, output))
+        for key, rows in [*batches.items(), *labelled.items()]:
             if key in self.quarantined:
-                dead_letters.extend(self._quarantined_letters(key, batch, payloads, dead_letters))
+                dead_letters.extend(self._quarantined_letters(key, rows, payloads, dead_letters))
         if len(dead_letters) > limited:  # limits rejected valid events: back to input order
             dead_letters.sort(key=lambda letter: letter.index)
         for dead in dead_letters:
@@ -407,7 +522,7 @@ class Pipeline:
     def _quarantine(
         self,
         key: ModelKey,
-        batch: ModelBatch,
+        batch: ModelBatch | FeedbackBatch,
         sequence: int,
         exc: Exception,
         output: PipelineOutput,
@@ -441,7 +556,7 @@ class Pipeline:
     def _quarantined_letters(
         self,
         key: ModelKey,
-        batch: ModelBatch,
+        batch: ModelBatch | FeedbackBatch,
         payloads: Sequence[bytes],
         dead_letters: list[DeadLetter],
     ) -> list[DeadLetter]:
@@ -750,3 +865,25 @@ def _by_window(
             last = marker
         groups[-1][2].append(finding)
     return groups
+
+
+def _predictions_from(batch: ModelBatch, start: int) -> ModelBatch:
+    """The rows of ``batch`` at batch positions ``start`` and later."""
+    if int(batch.indices[0]) >= start:
+        return batch
+    return batch.take(np.flatnonzero(batch.indices >= start).tolist())
+
+
+def _feedback_from(labels: FeedbackBatch, start: int) -> FeedbackBatch:
+    """The feedback events of ``labels`` at batch positions ``start`` and later."""
+    if int(labels.indices[0]) >= start:
+        return labels
+    keep = np.flatnonzero(labels.indices >= start)
+    return FeedbackBatch(
+        labels.model_id,
+        labels.model_version,
+        labels.indices[keep],
+        [labels.event_ids[i] for i in keep.tolist()],
+        labels.timestamps[keep],
+        [labels.labels[i] for i in keep.tolist()],
+    )

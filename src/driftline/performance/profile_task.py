@@ -46,8 +46,10 @@ def infer_task(
     features = profile.features
     label = features.get(LABEL_FEATURE)
     scalar, object_classes = prediction_columns(list(features))
-    if label is None or label.count == 0 or not (scalar or object_classes):
+    if not (scalar or object_classes):
         return None
+    if label is None or label.count == 0:
+        return _from_prediction(features, object_classes, configured, decision_threshold)
     labels = _summary_values(label)
     predictions = [] if object_classes else _summary_values(features[PREDICTION_FEATURE])
     if not object_classes and not predictions:
@@ -68,3 +70,39 @@ def _summary_values(feature: FeatureProfile) -> list[Scalar]:
     if feature.numeric is None:
         return []
     return [float(q) for q in feature.numeric.quantiles]
+
+
+def _from_prediction(
+    features: dict[str, FeatureProfile],
+    object_classes: tuple[str, ...],
+    configured: Task | None,
+    decision_threshold: float,
+) -> TaskSpec | None:
+    """The task from the prediction alone (a profile without labels, e.g. learned from
+    live events whose labels come as feedback): class-probability objects as with labels;
+    booleans: a binary classifier's classes; numbers within [0, 1]: a binary classifier's
+    probabilities (set ``models[].task: regression`` for a regression in that range);
+    other numbers: a regression; strings: a multiclass classifier's classes (those the
+    profile lists)."""
+    if object_classes:
+        return infer_task_from_values([], [], object_classes, configured, decision_threshold)
+    prediction = features[PREDICTION_FEATURE]
+    if prediction.count == 0:
+        return None
+    if prediction.kind is FeatureKind.BOOLEAN:
+        if configured in (None, Task.BINARY):
+            return TaskSpec(Task.BINARY, "class", decision_threshold)
+    elif prediction.kind is FeatureKind.CATEGORICAL:
+        assert prediction.categories is not None
+        classes = tuple(sorted(prediction.categories.categories))
+        if configured in (None, Task.MULTICLASS) and len(classes) >= 2:
+            return TaskSpec(Task.MULTICLASS, "class", classes=classes)
+    elif prediction.numeric is not None:
+        low, high = prediction.numeric.minimum, prediction.numeric.maximum
+        if configured is Task.REGRESSION or (configured is None and not 0.0 <= low <= high <= 1.0):
+            return TaskSpec(Task.REGRESSION, "value")
+        if configured in (None, Task.BINARY):
+            return TaskSpec(Task.BINARY, "probability", decision_threshold)
+    raise TaskInferenceError(
+        f"the prediction ({prediction.kind.value}) does not fit models[].task {configured}"
+    )
