@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 
@@ -24,16 +25,21 @@ def join_input(events: Sequence[Event]) -> JoinInput:
         timestamps=np.array([e[2] for e in events], np.float64),
         has_prediction=np.array([k in "pi" for k in kinds], np.bool_),
         has_label=np.array([k in "il" for k in kinds], np.bool_),
-        predictions=np.array([v if k in "pi" else math.nan for k, v in zip(kinds, values)]),
+        predictions=np.array(
+            [v if k in "pi" else math.nan for k, v in zip(kinds, values, strict=True)]
+        ),
         labels=np.array(
-            [v + 0.5 if k == "i" else v if k == "l" else math.nan for k, v in zip(kinds, values)]
+            [
+                v + 0.5 if k == "i" else v if k == "l" else math.nan
+                for k, v in zip(kinds, values, strict=True)
+            ]
         ),
     )
 
 
 def batches(events: Sequence[Event], cuts: Sequence[int]) -> list[JoinInput]:
     bounds = [0, *sorted({c for c in cuts if 0 < c < len(events)}), len(events)]
-    return [join_input(events[a:b]) for a, b in zip(bounds, bounds[1:])]
+    return [join_input(events[a:b]) for a, b in itertools.pairwise(bounds)]
 
 
 def pair_tuples(pairs: JoinedPairs) -> list[tuple[float, float, float, float, int]]:

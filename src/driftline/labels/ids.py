@@ -25,5 +25,7 @@ def hash_ids(event_ids: Sequence[str]) -> npt.NDArray[np.uint64]:
     ...     hashlib.blake2b(b"a", digest_size=8).digest(), "little")
     True
     """
-    digests = b"".join([_blake2b(event_id.encode(), digest_size=8).digest() for event_id in event_ids])
+    digests = b"".join(
+        [_blake2b(event_id.encode(), digest_size=8).digest() for event_id in event_ids]
+    )
     return np.frombuffer(digests, dtype="<u8").astype(np.uint64)

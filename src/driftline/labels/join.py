@@ -52,7 +52,9 @@ class JoinLimits:
             if not 1 <= value <= MAX_LIMIT:
                 raise ValueError(f"{name} must be in [1, 2**30], got {value!r}")
         if not (np.isfinite(self.horizon_seconds) and self.horizon_seconds > 0):
-            raise ValueError(f"horizon_seconds must be finite and > 0, got {self.horizon_seconds!r}")
+            raise ValueError(
+                f"horizon_seconds must be finite and > 0, got {self.horizon_seconds!r}"
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,13 +235,13 @@ class _Batch:
         self.times = np.asarray(batch.timestamps, np.float64)
         self.watermarks = np.maximum(np.maximum.accumulate(self.times), join.watermark)
         self.cutoffs = self.watermarks - self.horizon
-        predictions_before = np.cumsum(is_prediction) - is_prediction
-        labels_before = np.cumsum(self.is_feedback) - self.is_feedback
+        predictions_before: Ints = np.cumsum(is_prediction, dtype=np.int64) - is_prediction
+        labels_before: Ints = np.cumsum(self.is_feedback, dtype=np.int64) - self.is_feedback
         # An entry numbered x is within capacity at an event iff x >= these floors.
-        self.prediction_numbers = join.prediction_ring.end + predictions_before
-        self.label_numbers = join.label_ring.end + labels_before
-        self.prediction_floor = self.prediction_numbers - limits.max_pending
-        self.label_floor = self.label_numbers - limits.max_early_labels
+        self.prediction_numbers: Ints = join.prediction_ring.end + predictions_before
+        self.label_numbers: Ints = join.label_ring.end + labels_before
+        self.prediction_floor: Ints = self.prediction_numbers - limits.max_pending
+        self.label_floor: Ints = self.label_numbers - limits.max_early_labels
 
         self.ids, self.id_of = np.unique(hash_ids(batch.event_ids), return_inverse=True)
         n_ids = len(self.ids)
@@ -398,10 +400,12 @@ class _Batch:
         join, counts = self.join, self.join.counts
         pending = counts.pending_now
         early = counts.early_buffered_now
-        pending -= self._write_back(join.prediction_ring, self.old_p_number, self.old_p_flag,
-                                    self.final_p_flag)
-        early -= self._write_back(join.label_ring, self.old_l_number, self.old_l_flag,
-                                  self.final_l_flag)
+        pending -= self._write_back(
+            join.prediction_ring, self.old_p_number, self.old_p_flag, self.final_p_flag
+        )
+        early -= self._write_back(
+            join.label_ring, self.old_l_number, self.old_l_flag, self.final_l_flag
+        )
 
         batch = self.batch
         new_p = self.is_prediction
@@ -409,7 +413,8 @@ class _Batch:
         pending += int(np.count_nonzero(self.new_flag[new_p] == LIVE))
         early += int(np.count_nonzero(self.new_flag[new_l] == LIVE))
         p_evicted = join.prediction_ring.append(
-            self.times[new_p], np.asarray(batch.predictions, np.float64)[new_p],
+            self.times[new_p],
+            np.asarray(batch.predictions, np.float64)[new_p],
             self.new_flag[new_p],
         )
         l_evicted = join.label_ring.append(

@@ -113,9 +113,9 @@ class SlotRing:
         return self.read(np.arange(self.start, self.end, dtype=np.int64))
 
     @classmethod
-    def restore(cls, limit: int, end: int, times: Floats, values: Floats, flags: Flags) -> tuple[
-        SlotRing, int
-    ]:
+    def restore(
+        cls, limit: int, end: int, times: Floats, values: Floats, flags: Flags
+    ) -> tuple[SlotRing, int]:
         """A ring holding entries numbered ``end - len(times) ... end - 1`` under ``limit``;
         entries beyond the limit are dropped: also return how many dropped ones were ``LIVE``."""
         ring = cls(limit)
