@@ -213,3 +213,14 @@ def test_memory_grows_with_use_not_with_limits() -> None:
     join.process(join_input([(1, "a", 1.0, "p", 0.5)]))
     assert 0 < join.memory_bytes() < 64 * 1024
     assert np.isfinite(join.memory_bytes())
+
+
+def test_at_most_32_bytes_per_pending_prediction() -> None:
+    n = 200_000
+    join = LabelJoin(JoinLimits(n, 1e9, 1_000))
+    for start in range(0, n, 20_000):
+        join.process(
+            join_input([(k, f"req-{k}", float(k), "p", 0.5) for k in range(start, start + 20_000)])
+        )
+    assert join.counts.pending_now == n
+    assert join.memory_bytes() <= 32 * n

@@ -17,7 +17,7 @@ for a batch, in whole-array steps:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, astuple, dataclass, fields
 from typing import Any, Self
 
 import numpy as np
@@ -26,6 +26,7 @@ import numpy.typing as npt
 from driftline.labels.ids import hash_ids
 from driftline.labels.index import HashIndex
 from driftline.labels.ring import DONE, GONE, LIVE, SlotRing
+from driftline.labels.state import decode_state, encode_state
 
 Floats = npt.NDArray[np.float64]
 Ints = npt.NDArray[np.int64]
@@ -185,19 +186,39 @@ class LabelJoin:
         )
 
     def to_state(self) -> bytes:
-        """Compact versioned binary state (:mod:`driftline.labels.state`)."""
-        from driftline.labels.state import encode_state
-
-        return encode_state(self)
+        """Compact versioned binary state (layout: :mod:`driftline.labels.state`)."""
+        return encode_state(
+            (self.prediction_ring, self.label_ring),
+            (self.prediction_index, self.label_index),
+            self.watermark,
+            self.last_position,
+            astuple(self.counts),
+        )
 
     @classmethod
     def from_state(cls, data: bytes, limits: JoinLimits) -> LabelJoin:
-        """Restore a join; ``ValueError`` on a corrupt state or an unknown version. With other
-        limits than the saved join's, entries beyond the new capacities leave (expired /
-        unmatched) and the new horizon applies from the next batch on."""
-        from driftline.labels.state import decode_state
+        """Restore a join; ``ValueError`` on a corrupt state or an unknown version.
 
-        return decode_state(cls(limits), data)
+        With other limits than the saved join's, entries beyond the new capacities leave
+        (counted expired / unmatched) and a shorter horizon applies at once."""
+        saved = decode_state(data)
+        join = cls(limits)
+        join.watermark, join.last_position = saved.watermark, saved.last_position
+        join.counts = JoinCounts(*saved.counts)
+        join.prediction_ring, expired = SlotRing.restore(limits.max_pending, *saved.rings[0])
+        join.label_ring, unmatched = SlotRing.restore(limits.max_early_labels, *saved.rings[1])
+        cutoff = join.watermark - limits.horizon_seconds
+        expired += join.prediction_ring.expire_before(cutoff)
+        unmatched += join.label_ring.expire_before(cutoff)
+        join.counts.expired += expired
+        join.counts.pending_now -= expired
+        join.counts.unmatched += unmatched
+        join.counts.early_buffered_now -= unmatched
+        join.prediction_index = HashIndex(join.prediction_ring, live_only=False)
+        join.prediction_index.restore(*saved.indexes[0])
+        join.label_index = HashIndex(join.label_ring, live_only=True)
+        join.label_index.restore(*saved.indexes[1])
+        return join
 
     def _check(self, batch: JoinInput) -> None:
         n = len(batch.positions)

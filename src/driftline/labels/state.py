@@ -1,4 +1,4 @@
-"""The binary state of a :class:`~driftline.labels.join.LabelJoin` (little-endian).
+"""The binary state of a label join (little-endian).
 
 Layout, version 1::
 
@@ -18,16 +18,14 @@ from __future__ import annotations
 
 import struct
 import zlib
-from dataclasses import astuple, fields
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from driftline.labels.index import HashIndex
 from driftline.labels.ring import GONE, SlotRing
-
-if TYPE_CHECKING:
-    from driftline.labels.join import LabelJoin
 
 MAGIC = b"DLLJ"
 VERSION = 1
@@ -37,31 +35,49 @@ _COUNT = struct.Struct("<q")
 _CRC = struct.Struct("<I")
 
 
-def encode_state(join: LabelJoin) -> bytes:
+RingArrays = tuple[int, npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.uint8]]
+"""A ring's ``end`` and the time, value and flag of its entries ``end - k ... end - 1``."""
+IndexArrays = tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint32]]
+
+
+@dataclass(frozen=True, slots=True)
+class SavedJoin:
+    """The decoded contents of a state."""
+
+    watermark: float
+    last_position: int
+    counts: tuple[int, ...]
+    rings: tuple[RingArrays, RingArrays]
+    indexes: tuple[IndexArrays, IndexArrays]
+
+
+def encode_state(
+    rings: tuple[SlotRing, SlotRing],
+    indexes: tuple[HashIndex, HashIndex],
+    watermark: float,
+    last_position: int,
+    counts: tuple[int, ...],
+) -> bytes:
     parts = [
         _HEAD.pack(MAGIC, VERSION),
-        _FIXED.pack(
-            join.prediction_ring.end,
-            join.label_ring.end,
-            join.watermark,
-            join.last_position,
-            *astuple(join.counts),
-        ),
+        _FIXED.pack(rings[0].end, rings[1].end, watermark, last_position, *counts),
     ]
-    for ring in (join.prediction_ring, join.label_ring):
+    for ring in rings:
         time, value, flag = ring.held()
         parts += [_COUNT.pack(len(flag)), time.tobytes(), value.tobytes(), flag.tobytes()]
-    for index in (join.prediction_index, join.label_index):
+    for index in indexes:
         keys, low = index.merged()
-        parts += [_COUNT.pack(len(keys)), keys.astype("<u8").tobytes(), low.astype("<u4").tobytes()]
+        parts += [
+            _COUNT.pack(len(keys)),
+            keys.astype("<u8").tobytes(),
+            low.astype("<u4").tobytes(),
+        ]
     body = b"".join(parts)
     return body + _CRC.pack(zlib.crc32(body))
 
 
-def decode_state(join: LabelJoin, data: bytes) -> LabelJoin:
-    """Fill a fresh ``join`` (built with the limits to use) from ``data``."""
-    from driftline.labels.join import JoinCounts
-
+def decode_state(data: bytes) -> SavedJoin:
+    """Parse and check ``data``; ``ValueError`` when it is not a valid state."""
     if len(data) < _HEAD.size + _FIXED.size + _CRC.size:
         raise ValueError(f"label join state is truncated ({len(data)} bytes)")
     magic, version = _HEAD.unpack_from(data)
@@ -77,10 +93,7 @@ def decode_state(join: LabelJoin, data: bytes) -> LabelJoin:
     prediction_end, label_end, watermark, last_position, *counts = reader.unpack(_FIXED)
     if min(prediction_end, label_end) < 0:
         raise ValueError("label join state is corrupt (negative entry count)")
-    join.counts = JoinCounts(**dict(zip([f.name for f in fields(JoinCounts)], counts, strict=True)))
-    join.watermark = watermark
-    join.last_position = last_position
-    rings = []
+    rings: list[RingArrays] = []
     for end in (prediction_end, label_end):
         (k,) = reader.unpack(_COUNT)
         if not 0 <= k <= end:
@@ -91,37 +104,18 @@ def decode_state(join: LabelJoin, data: bytes) -> LabelJoin:
         if np.any(flag > GONE):
             raise ValueError("label join state is corrupt (unknown entry flag)")
         rings.append((end, time, value, flag))
-    indexes = []
+    indexes: list[IndexArrays] = []
     for _ in range(2):
         (m,) = reader.unpack(_COUNT)
         if m < 0:
             raise ValueError("label join state is corrupt (negative index size)")
-        indexes.append(
-            (reader.array("<u8", m).astype(np.uint64), reader.array("<u4", m).astype(np.uint32))
-        )
+        keys = reader.array("<u8", m).astype(np.uint64)
+        indexes.append((keys, reader.array("<u4", m).astype(np.uint32)))
     if reader.offset != len(body):
         raise ValueError("label join state is corrupt (trailing bytes)")
-
-    limits = join.limits
-    (p_end, p_time, p_value, p_flag), (l_end, l_time, l_value, l_flag) = rings
-    join.prediction_ring, p_evicted = SlotRing.restore(
-        limits.max_pending, p_end, p_time, p_value, p_flag
+    return SavedJoin(
+        watermark, last_position, tuple(counts), (rings[0], rings[1]), (indexes[0], indexes[1])
     )
-    join.label_ring, l_evicted = SlotRing.restore(
-        limits.max_early_labels, l_end, l_time, l_value, l_flag
-    )
-    cutoff = watermark - limits.horizon_seconds
-    p_evicted += join.prediction_ring.expire_before(cutoff)
-    l_evicted += join.label_ring.expire_before(cutoff)
-    join.counts.expired += p_evicted
-    join.counts.pending_now -= p_evicted
-    join.counts.unmatched += l_evicted
-    join.counts.early_buffered_now -= l_evicted
-    join.prediction_index = HashIndex(join.prediction_ring, live_only=False)
-    join.prediction_index.restore(*indexes[0])
-    join.label_index = HashIndex(join.label_ring, live_only=True)
-    join.label_index.restore(*indexes[1])
-    return join
 
 
 class _Reader:
