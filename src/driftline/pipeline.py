@@ -472,9 +472,13 @@ class Pipeline:
         output.learning_started = [notice for _, notice in sorted(learning, key=lambda n: n[0])]
         internal: list[tuple[int, Alert]] = []
         for key, error in failures:
-            rows = batches[key] if key in batches else labelled[key]
-            internal.append(self._quarantine(key, rows, sequences[key], error, output))
-        for key, rows in [*batches.items(), *labelled.items()]:
+            first: ModelBatch | FeedbackBatch = batches[key] if key in batches else labelled[key]
+            internal.append(self._quarantine(key, first, sequences[key], error, output))
+        quarantined: list[tuple[ModelKey, ModelBatch | FeedbackBatch]] = [
+            *batches.items(),
+            *labelled.items(),
+        ]
+        for key, rows in quarantined:
             if key in self.quarantined:
                 dead_letters.extend(self._quarantined_letters(key, rows, payloads, dead_letters))
         if len(dead_letters) > limited:  # limits rejected valid events: back to input order

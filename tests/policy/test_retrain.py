@@ -16,7 +16,11 @@ SOURCE = "/driftline/test"
 PROFILE = ProfileRef(profile_id="fraud-scorer-7-train", sha256="ab" * 32)
 THRESHOLDS = Thresholds(warning=0.1, critical=0.25)
 ONLY_FEATURES = RetrainSettings(
-    on_critical=False, min_drifted_features=3, min_drifted_share=None, on_prediction_drift=False
+    on_critical=False,
+    min_drifted_features=3,
+    min_drifted_share=None,
+    on_prediction_drift=False,
+    on_performance_drift=False,
 )
 
 
@@ -389,3 +393,18 @@ def test_restoring_against_an_alert_policy_without_the_alert_fails() -> None:
             settings=pipe.retrain.settings,
             alerts=empty,
         )
+
+
+def test_performance_drift_triggers_first_and_estimated_only_when_asked() -> None:
+    """A firing PerformanceDrift alert (the model got worse on joined labels) triggers by
+    default, before any other rule; EstimatedPerformanceDrift counts for nothing unless
+    ``on_estimated_performance_drift`` is set."""
+    pipe = Pipeline(RetrainSettings(on_critical=True))
+    [request] = pipe.window("__error__", 0.2)  # a warning: no other rule applies
+    assert request.reason == "performance_drift"
+    assert request.event["data"]["reason"]["text"].startswith("Performance drift on")
+    estimated = Pipeline(RetrainSettings())
+    assert estimated.window("__estimated_error__", 0.4) == []  # critical, but ignored
+    asked = Pipeline(RetrainSettings(on_estimated_performance_drift=True))
+    [request] = asked.window("__estimated_error__", 0.2)
+    assert request.reason == "estimated_performance_drift"

@@ -1,0 +1,171 @@
+"""Ground truth through the whole core: feedback events joined with predictions, model
+performance measured, PerformanceDrift alerts and retrain requests (issue 10).
+
+The stream: a binary classifier scoring x ~ N(0, 1) with p = sigmoid(2x), calibrated on
+the reference; its labels come back as feedback events 30 s to 10 min (event time) after
+the prediction, interleaved with later predictions. From ``CHANGE`` on the world changes
+(concept drift: the inputs stay the same, the outcome no longer follows p), so only the
+model's performance can tell.
+"""
+
+from __future__ import annotations
+
+import heapq
+from typing import Any
+
+import numpy as np
+import orjson
+import pytest
+
+from driftline.config import parse_settings
+from driftline.pipeline import Pipeline
+from driftline.planning import build_plan
+from driftline.profile import ProfileSource, ReferenceProfile, build_profile
+
+RATE = 10.0
+"""Predictions per second of event time."""
+START = 1_700_000_000.0
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    result: np.ndarray = 1.0 / (1.0 + np.exp(-x))
+    return result
+
+
+def _profile() -> ReferenceProfile:
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=20_000)
+    p = _sigmoid(2 * x)
+    y = (rng.random(x.size) < p).astype(int)
+    return build_profile(
+        {"x": x.tolist(), "__prediction__": p.tolist(), "__label__": y.tolist()},
+        model_id="m",
+        model_version="1",
+        source=ProfileSource(kind="file", sha256="0" * 64),
+    )
+
+
+def _stream(predictions: int, change: int | None, seed: int = 7) -> list[bytes]:
+    """Predictions at RATE per second, each one's label as a feedback event 30 s to 10 min
+    later (event time), merged in event-time order (labels of predictions made before the
+    end only); after ``change`` the outcome is the opposite of what the model learned for
+    half of the inputs (x > 0)."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=predictions)
+    p = _sigmoid(2 * x)
+    truth = p.copy()
+    if change is not None:
+        flipped = np.arange(predictions) >= change
+        truth[flipped & (x > 0)] = 1 - p[flipped & (x > 0)]
+    y = (rng.random(predictions) < truth).astype(int)
+    times = START + np.arange(predictions) / RATE
+    delays = rng.uniform(30, 600, predictions)
+    events: list[tuple[float, int, dict[str, Any]]] = []
+    for i in range(predictions):
+        base = {"event_id": f"e{i}", "model_id": "m", "model_version": "1"}
+        prediction = {
+            **base,
+            "timestamp": float(times[i]),
+            "features": {"x": float(x[i])},
+            "prediction": float(p[i]),
+        }
+        events.append((float(times[i]), 2 * i, prediction))
+        label_time = float(times[i] + delays[i])
+        if label_time <= times[-1]:
+            events.append(
+                (label_time, 2 * i + 1, {**base, "timestamp": label_time, "label": int(y[i])})
+            )
+    ordered = heapq.nsmallest(len(events), events)
+    return [orjson.dumps(e, option=orjson.OPT_SERIALIZE_NUMPY) for _, _, e in ordered]
+
+
+def _pipeline() -> Pipeline:
+    settings = parse_settings({"models": [{"model_id": "m"}]})
+    return Pipeline(build_plan(settings, {0: _profile()}))
+
+
+def _run(pipeline: Pipeline, events: list[bytes], batch: int) -> list[bytes]:
+    out: list[bytes] = []
+    for start in range(0, len(events), batch):
+        result = pipeline.process(events[start : start + batch])
+        assert result.dead_letters == []
+        out += [a.to_json() for a in result.alerts]
+        out += [r.to_json() for r in result.retrain_requests]
+    return out
+
+
+@pytest.fixture(scope="module")
+def drifting() -> list[bytes]:
+    return _stream(40_000, change=20_000)
+
+
+def test_concept_drift_is_alerted_as_performance_drift_only_after_the_change(
+    drifting: list[bytes],
+) -> None:
+    pipeline = _pipeline()
+    outputs = [orjson.loads(o) for o in _run(pipeline, drifting, 1_000)]
+    alerts = [o["data"] for o in outputs if o["type"] == "io.driftline.alert.v1"]
+    performance = [a for a in alerts if a["labels"]["alertname"] == "PerformanceDrift"]
+    assert performance, alerts
+    first = performance[0]
+    assert first["status"] == "firing" and first["labels"]["feature"] == "__error__"
+    # It fires after the change: its window holds pairs of predictions made after it.
+    change_time = START + 20_000 / RATE
+    assert orjson.loads(orjson.dumps(first))["window"]["end"] > _iso(change_time)
+    # Concept drift: the inputs did not move, so no input feature alerts.
+    assert not [a for a in alerts if a["labels"]["feature"] == "x"]
+    # The best reason to retrain: a request with that reason.
+    requests = [o["data"] for o in outputs if o["type"] == "io.driftline.retrain.requested.v1"]
+    assert [r["reason"]["code"] for r in requests][:1] == ["performance_drift"]
+    # Every label event was counted, none became a dead letter.
+    labels = sum(1 for e in drifting if b'"label"' in e)
+    assert pipeline.counters.feedback[("m", "1")] == labels
+    assert pipeline.counters.events[("m", "1")] == 40_000
+    status = pipeline.versions[("m", "1")].ground_truth.status()  # type: ignore[union-attr]
+    assert status["joined"] == labels and status["unmatched"] == 0
+    assert 30 <= status["label_delay_seconds"]["p50"] <= 600
+
+
+def _iso(seconds: float) -> str:
+    from driftline.cloudevents import format_time
+
+    return format_time(seconds)
+
+
+def test_a_stationary_model_raises_no_performance_alert() -> None:
+    outputs = [orjson.loads(o) for o in _run(_pipeline(), _stream(30_000, change=None), 1_000)]
+    names = {o["data"]["labels"]["alertname"] for o in outputs if "labels" in o["data"]}
+    assert "PerformanceDrift" not in names and "EstimatedPerformanceDrift" not in names
+
+
+@pytest.mark.parametrize("batch", [337, 2_500])
+def test_outputs_do_not_depend_on_batches_nor_on_a_restore(
+    drifting: list[bytes], batch: int
+) -> None:
+    whole = _run(_pipeline(), drifting, 1_000)
+    assert _run(_pipeline(), drifting, batch) == whole
+    cut = 23_456  # predictions pending, early labels waiting, windows half full
+    first = _pipeline()
+    before = _run(first, drifting[:cut], batch)
+    second = _pipeline()
+    assert second.restore(first.to_state()).alerts == []
+    assert before + _run(second, drifting[cut:], batch) == whole
+    assert second.to_state() == _replayed_state(drifting)
+
+
+def _replayed_state(events: list[bytes]) -> bytes:
+    pipeline = _pipeline()
+    _run(pipeline, events, 1_000)
+    return pipeline.to_state()
+
+
+def test_feedback_of_unknown_versions_is_counted_not_dead_lettered() -> None:
+    pipeline = _pipeline()
+    label = orjson.dumps(
+        {"event_id": "x", "model_id": "ghost", "model_version": "9", "timestamp": START, "label": 1}
+    )
+    result = pipeline.process([label, label])
+    assert result.dead_letters == [] and pipeline.counters.feedback_unknown == 2
+    restored = _pipeline()
+    restored.restore(pipeline.to_state())
+    assert restored.counters.feedback_unknown == 2
