@@ -205,6 +205,14 @@ class _ModelVersion:
         self.ground_truth_problem = None
         return self.ground_truth
 
+    def ground_truth_status(self) -> dict[str, Any] | None:
+        """What status pages show of ground truth (see ``VersionSnapshot.performance``)."""
+        if self.ground_truth is not None:
+            return {"started": True, **self.ground_truth.status()}
+        if self.ground_truth_problem is not None:
+            return {"started": False, "reason": self.ground_truth_problem}
+        return None
+
     def to_state(self) -> dict[str, Any]:
         state = {
             "monitor": self.monitor.to_state(),
@@ -818,6 +826,7 @@ def _version_snapshot(key: ModelKey, version: _ModelVersion) -> VersionSnapshot:
         monitored_features=tuple(sorted(version.monitor.windows)),
         learning_features=tuple(version.monitor.late.progress()),
         firing=tuple(version.alerts.firing()),
+        performance=version.ground_truth_status(),
     )
 
 

@@ -78,6 +78,9 @@ def status(snapshot: ServiceSnapshot) -> dict[str, Any]:
                 ],
                 "statistics": features,
                 "firing_alerts": [a.event for a in version.firing],
+                # Ground truth: join counts, label delays, reference / realized /
+                # estimated performance (null until it starts).
+                "performance": version.performance,
             }
     return {
         "ready": snapshot.ready,
