@@ -15,9 +15,16 @@ def print_summary(pipeline: Pipeline, console: Console) -> None:
     ignored = sum(counters.ignored.values())
     dead = sum(counters.dead_letters.values())
 
+    feedback = sum(counters.feedback.values())
     overview = Table(title="driftline replay", show_header=False)
-    overview.add_row("events", f"{processed + ignored + dead:,}")
+    overview.add_row(
+        "events", f"{processed + ignored + dead + feedback + counters.feedback_unknown:,}"
+    )
     overview.add_row("  processed", f"{processed:,}")
+    if feedback or counters.feedback_unknown:
+        overview.add_row("  feedback (labels)", f"{feedback:,}")
+    if counters.feedback_unknown:
+        overview.add_row("  feedback of unknown model versions", f"{counters.feedback_unknown:,}")
     if ignored:
         overview.add_row("  ignored (unconfigured models)", f"{ignored:,}")
     overview.add_row("  dead letters", f"{dead:,}")
@@ -67,3 +74,55 @@ def print_summary(pipeline: Pipeline, console: Console) -> None:
         for (severity, status), count in sorted(counters.alerts.items()):
             alert_table.add_row(severity, status, f"{count:,}")
         console.print(alert_table)
+
+    _print_performance(pipeline, console)
+
+
+def _print_performance(pipeline: Pipeline, console: Console) -> None:
+    """Ground truth per model version: the join's counts and the performance metrics."""
+    rows = []
+    for version in pipeline.snapshot().versions:
+        status = version.performance
+        if status is None:
+            continue
+        if not status["started"]:
+            rows.append((*version.key, "not started", status["reason"], "", "", ""))
+            continue
+        metrics = status["metrics"]
+        primary = "mae" if status["task"] == "regression" else "error_rate"
+        delay = status["label_delay_seconds"]
+        rows.append(
+            (
+                *version.key,
+                status["task"],
+                f"{status['joined']:,} joined, {status['pending_now']:,} pending, "
+                f"{status['expired']:,} expired, {status['unmatched']:,} unmatched, "
+                f"{status['duplicate']:,} duplicate, {status['late']:,} late",
+                "" if delay is None else f"{delay['p50']:,.0f} / {delay['p95']:,.0f} s",
+                " / ".join(
+                    _metric(metrics[kind].get(primary))
+                    for kind in ("reference", "realized", "estimated")
+                ),
+                primary,
+            )
+        )
+    if not rows:
+        return
+    table = Table(title="model performance (ground truth)")
+    for column in (
+        "model",
+        "version",
+        "task",
+        "labels",
+        "label delay p50 / p95",
+        "reference / realized / estimated",
+        "metric",
+    ):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
+
+
+def _metric(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"

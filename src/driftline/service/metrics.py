@@ -188,9 +188,58 @@ class ServiceCollector(Collector):
             firing.add_metric(list(firing_key), count)
         yield statistic
         yield firing
+        yield from _ground_truth_families(snapshot)
         dropped_family = GaugeMetricFamily(
             "driftline_statistic_series_dropped",
             "Statistic series not exported because of the series cap.",
         )
         dropped_family.add_metric([], dropped)
         yield dropped_family
+
+
+#: The performance metrics exported (a bounded set: per-class recalls stay in /v1/status).
+EXPORTED_PERFORMANCE_METRICS = (
+    "error_rate",
+    "accuracy",
+    "log_loss",
+    "brier",
+    "mae",
+    "rmse",
+    "bias",
+    "expected_error_rate",
+)
+#: The label join's counts exported per model version.
+JOIN_OUTCOMES = ("joined", "inline", "expired", "unmatched", "duplicate", "late", "pending_now")
+
+
+def _ground_truth_families(snapshot: ServiceSnapshot) -> Iterator[Metric]:
+    """Model performance and the label join, per model version with ground truth."""
+    performance = GaugeMetricFamily(
+        "driftline_model_performance",
+        "Model performance per version: the reference profile's (kind=reference), the last "
+        "window of joined labels' (realized) and the last window's estimate from the "
+        "model's probabilities before labels arrive (estimated).",
+        labels=["model_id", "model_version", "metric", "kind"],
+    )
+    join = GaugeMetricFamily(
+        "driftline_label_join",
+        "Label join per model version: labels joined (inline ones included), predictions "
+        "expired without a label, labels unmatched, duplicate or late (cumulative), and "
+        "predictions pending now.",
+        labels=["model_id", "model_version", "outcome"],
+    )
+    seen: set[tuple[str, str]] = set()
+    for part in snapshot.partitions:
+        for version in part.pipeline.versions:
+            status = version.performance
+            if not status or not status.get("started") or version.key in seen:
+                continue
+            seen.add(version.key)
+            for kind, values in status["metrics"].items():
+                for metric in EXPORTED_PERFORMANCE_METRICS:
+                    if metric in values:
+                        performance.add_metric([*version.key, metric, kind], values[metric])
+            for outcome in JOIN_OUTCOMES:
+                join.add_metric([*version.key, outcome], status[outcome])
+    yield performance
+    yield join
