@@ -58,6 +58,19 @@ BAD: list[tuple[str, dict[str, Any], str]] = [
     ("sample", {"warmup_sample_values": 10}, "warmup_sample_values"),
     ("alerts", {"alerts": {"fire_after": 0}}, "alerts.fire_after"),
     ("retrain", {"retrain": {"min_drifted_share": 2}}, "retrain.min_drifted_share"),
+    ("performance", {"performance": {"detectors": ["psi"]}}, "performance.detectors"),
+    (
+        "performance-on-a-feature",
+        _model(features={"amount": {"detectors": ["error_rate"]}}),
+        "models.0.features.amount.detectors",
+    ),
+    ("labels", {"labels": {"max_pending": 0}}, "labels.max_pending"),
+    ("threshold", _model(decision_threshold=1.5), "models.0.decision_threshold"),
+    (
+        "feedback-topics",
+        {"kafka": {"input_topics": ["a", "b"], "feedback_topics": ["f"]}},
+        "kafka",
+    ),
 ]
 
 GOOD: list[tuple[str, dict[str, Any]]] = [
