@@ -179,3 +179,26 @@ def test_feedback_of_unknown_versions_is_counted_not_dead_lettered() -> None:
     restored = _pipeline()
     restored.restore(pipeline.to_state())
     assert restored.counters.feedback_unknown == 2
+
+
+def test_a_profile_of_training_data_without_predictions_still_gets_ground_truth(
+    drifting: list[bytes],
+) -> None:
+    """Profiles built from training data seldom have the prediction: it is learned from
+    the first live events, then ground truth starts (its reference: the first joined
+    pairs) and the concept drift is still found."""
+    rng = np.random.default_rng(1)
+    profile = build_profile(
+        {"x": rng.normal(size=5_000).tolist()},
+        model_id="m",
+        model_version="1",
+        source=ProfileSource(kind="file", sha256="0" * 64),
+    )
+    settings = parse_settings({"warmup_events": 2_000, "models": [{"model_id": "m"}]})
+    pipeline = Pipeline(build_plan(settings, {0: profile}))
+    outputs = [orjson.loads(o) for o in _run(pipeline, drifting, 1_000)]
+    version = pipeline.versions[("m", "1")]
+    assert version is not None and version.ground_truth is not None
+    assert version.ground_truth.spec.task.value == "binary"
+    names = [o["data"]["labels"]["alertname"] for o in outputs if "labels" in o["data"]]
+    assert "PerformanceDrift" in names

@@ -10,7 +10,7 @@ from __future__ import annotations
 import traceback
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -18,6 +18,7 @@ import orjson
 
 from driftline.events import (
     LABEL_FEATURE,
+    PREDICTION_FEATURE,
     DeadLetter,
     DeadLetterReason,
     FeedbackBatch,
@@ -188,13 +189,21 @@ class _ModelVersion:
         profile = self.monitor.profile
         if self.ground_truth is not None or profile is None:
             return self.ground_truth
+        learned = self.monitor.late.monitored
+        if PREDICTION_FEATURE not in profile.features and PREDICTION_FEATURE in learned:
+            # A profile without the prediction (training data): the one learned live.
+            features = {**profile.features, PREDICTION_FEATURE: learned[PREDICTION_FEATURE]}
+            profile = replace(profile, features=features)
         try:
             spec = infer_task(profile, self.plan.task, self.plan.decision_threshold)
         except TaskInferenceError as exc:
             self.ground_truth_problem = str(exc)
             return None
         if spec is None:
-            self.ground_truth_problem = "the reference profile has no prediction"
+            self.ground_truth_problem = (
+                "the reference profile has no prediction (it learns one from live events "
+                "when they carry one: see learning_features)"
+            )
             return None
         reference = profile.performance
         if reference is not None and reference.task.task is not spec.task:
