@@ -813,7 +813,10 @@ class Pipeline:
         if version is None:
             return None
         monitor = version.monitor
-        pairs = sorted(monitor.monitored())
+        # Ground truth's statistics (performance, label drift) have no window of the
+        # feature monitor: they are shown once they have a finding.
+        truth = {pair for pair in self.latest.get(key, {}) if pair[0] in GROUND_TRUTH_FEATURES}
+        pairs = sorted(monitor.monitored() | truth)
         return VersionView(
             version=_version_snapshot(key, version),
             profile=monitor.profile,

@@ -184,24 +184,70 @@ def _features_section(version: VersionReport, charts: _Charts) -> str:
     return f"<h3>Features</h3>{cards}"
 
 
+def _performance_section(version: VersionReport, charts: _Charts) -> str:
+    status = version.performance_status
+    if status is None:
+        return ""
+    if not status["started"]:
+        return f"<h3>Model performance</h3><p class='empty'>Not started: {_e(status['reason'])}</p>"
+    metrics = status["metrics"]
+    names = sorted({n for kind in metrics.values() for n in kind if not n.startswith("recall.")})
+    rows = "".join(
+        f"<tr><td>{_e(name)}</td>"
+        + "".join(
+            f"<td>{'' if name not in metrics[kind] else _number(metrics[kind][name])}</td>"
+            for kind in ("reference", "realized", "estimated")
+        )
+        + "</tr>"
+        for name in names
+    )
+    delay = status["label_delay_seconds"]
+    counts = (
+        f"{status['task']} · {status['joined']:,} labels joined ({status['inline']:,} inline) · "
+        f"{status['pending_now']:,} predictions pending · {status['expired']:,} expired · "
+        f"{status['unmatched']:,} unmatched · {status['duplicate']:,} duplicate · "
+        f"{status['late']:,} late"
+        + (
+            ""
+            if delay is None
+            else f" · label delay p50 {_number(delay['p50'])} s, p95 {_number(delay['p95'])} s"
+        )
+    )
+    table = (
+        "<table class='metrics'><tr><th>metric</th><th>reference</th><th>realized (last "
+        f"window)</th><th>estimated (last window)</th></tr>{rows}</table>"
+    )
+    cards = "".join(
+        _feature(version, f, charts, with_distribution=False) for f in version.performance
+    )
+    return f"<h3>Model performance</h3><p class='meta'>{counts}</p>{table}{cards}"
+
+
 SECTIONS: tuple[Callable[[VersionReport, _Charts], str], ...] = (
     _prediction_section,
+    _performance_section,
     _features_section,
 )
 """The sections of a version, in page order."""
 
 
-def _feature(version: VersionReport, feature: FeatureReport, charts: _Charts) -> str:
+def _feature(
+    version: VersionReport,
+    feature: FeatureReport,
+    charts: _Charts,
+    *,
+    with_distribution: bool = True,
+) -> str:
     anchor = _feature_anchor(version.model_id, version.model_version, feature.name)
     parts = [
         f"<article class='feature' id='{anchor}'>",
         f"<h4>{_e(feature.name)} <span class='dim'>{_e(feature.kind)}</span> ",
         f"{_badge(feature.status)}</h4><div class='charts'>",
     ]
-    distribution = feature.distribution
-    if distribution is None:
+    distribution = feature.distribution if with_distribution else None
+    if with_distribution and distribution is None:
         parts.append("<div class='nochart'>No closed window yet: no current distribution.</div>")
-    else:
+    elif distribution is not None:
         parts.append(charts.add(_distribution_spec(feature)))
     for series in feature.series:
         parts.append(charts.add(_series_spec(series)))
@@ -544,10 +590,11 @@ h1{margin:0 0 4px;font-size:24px}h2{margin:28px 0 6px;font-size:20px}
 h3{margin:22px 0 8px;font-size:17px;border-bottom:1px solid #ddd;padding-bottom:4px}
 h4{margin:0 0 6px;font-size:15px}
 .meta,.legend,.note{color:#555;font-size:13px;margin:4px 0}.dim{color:#888;font-weight:normal}
-table.summary{border-collapse:collapse;font-size:13px;margin:8px 0;width:100%}
-table.summary th,table.summary td{border-bottom:1px solid #e5e5e5;padding:4px 8px;
-text-align:left;white-space:nowrap}
-table.summary th{background:#f4f4f4}details{margin:8px 0;font-size:13px}
+table.summary,table.metrics{border-collapse:collapse;font-size:13px;margin:8px 0}
+table.summary{width:100%}
+table.summary th,table.summary td,table.metrics th,table.metrics td{border-bottom:1px solid
+#e5e5e5;padding:4px 8px;text-align:left;white-space:nowrap}
+table.summary th,table.metrics th{background:#f4f4f4}details{margin:8px 0;font-size:13px}
 .badge{display:inline-block;border-radius:10px;padding:1px 8px;font-size:12px;font-weight:600}
 .s0{background:#d55e00;color:#fff}.s1{background:#e69f00;color:#111}
 .s2{border:1px solid #d55e00;color:#a63f00}.s3{border:1px solid #e69f00;color:#8a5a00}

@@ -15,10 +15,10 @@ renderer in :mod:`driftline.report.html`.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -30,6 +30,7 @@ from driftline.detectors.closed_window import (
 )
 from driftline.events import PREDICTION_FEATURE
 from driftline.findings import Finding
+from driftline.ground_truth import GROUND_TRUTH_FEATURES
 from driftline.pipeline import Pipeline
 from driftline.plan import ModelKey
 from driftline.policy.alerts import Alert, Thresholds, is_prediction_feature
@@ -193,7 +194,13 @@ class VersionReport:
     prediction: tuple[FeatureReport, ...]
     """``__prediction__`` (and its class columns), monitored like the features."""
     features: tuple[FeatureReport, ...]
-    """The model's inputs (and ``__label__``), worst status first, then by name."""
+    """The model's inputs, worst status first, then by name."""
+    performance: tuple[FeatureReport, ...] = ()
+    """Ground truth's statistics: realized (``__error__``) and estimated
+    (``__estimated_error__``) performance and label drift (``__label__``)."""
+    performance_status: Mapping[str, Any] | None = None
+    """The version's ground truth (join counts, label delays, metrics); see
+    ``VersionSnapshot.performance``."""
 
     @property
     def anchor(self) -> str:
@@ -217,7 +224,7 @@ def drift_report(versions: Iterable[VersionReport]) -> DriftReport:
     rows = [
         SummaryRow(v.model_id, v.model_version, f.name, s)
         for v in ordered
-        for f in (*v.prediction, *v.features)
+        for f in (*v.prediction, *v.performance, *v.features)
         for s in f.series
     ]
     rows.sort(
@@ -278,7 +285,11 @@ def version_report(view: VersionView, history: VersionHistory) -> VersionReport:
                 key=lambda f: (f.name != PREDICTION_FEATURE, f.name),
             )
         ),
-        features=tuple(f for f in features if not f.is_prediction),
+        features=tuple(
+            f for f in features if not f.is_prediction and f.name not in GROUND_TRUTH_FEATURES
+        ),
+        performance=tuple(f for f in features if f.name in GROUND_TRUTH_FEATURES),
+        performance_status=snapshot.performance,
     )
 
 
