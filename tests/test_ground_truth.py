@@ -202,3 +202,35 @@ def test_a_profile_of_training_data_without_predictions_still_gets_ground_truth(
     assert version.ground_truth.spec.task.value == "binary"
     names = [o["data"]["labels"]["alertname"] for o in outputs if "labels" in o["data"]]
     assert "PerformanceDrift" in names
+
+
+def test_every_message_is_counted_once(drifting: list[bytes]) -> None:
+    """Predictions, feedback, feedback of unknown versions, ignored models' events and
+    their feedback, and dead letters add up to the messages."""
+    settings = parse_settings({"unconfigured_models": "ignore", "models": [{"model_id": "m"}]})
+    pipeline = Pipeline(build_plan(settings, {0: _profile()}))
+    other = [e.replace(b'"model_id":"m"', b'"model_id":"other"') for e in drifting[:3_000]]
+    ghost = [
+        orjson.dumps(
+            {
+                "event_id": "g",
+                "model_id": "ghost",
+                "model_version": "1",
+                "timestamp": START,
+                "label": 0,
+            }
+        )
+    ]
+    messages = [*drifting[:20_000], *other, *ghost, b"not json"]
+    for start in range(0, len(messages), 777):
+        pipeline.process(messages[start : start + 777])
+    c = pipeline.counters
+    total = (
+        sum(c.events.values())
+        + sum(c.ignored.values())
+        + sum(c.feedback.values())
+        + c.feedback_unknown
+        + sum(c.dead_letters.values())
+    )
+    assert total == len(messages)
+    assert c.ignored[("other", "1")] == 3_000 and c.feedback_unknown == 1

@@ -378,14 +378,18 @@ class Pipeline:
         for batch in decoded.models:
             key = (batch.model_id, batch.model_version)
             labels = feedback.pop(key, None)
-            if labels is not None:
-                labelled[key] = labels
             if key in self.quarantined:
                 batches[key] = batch
+                if labels is not None:
+                    labelled[key] = labels
                 continue
             if key not in self.versions and len(self.versions) >= self.max_model_versions:
                 dead_letters.extend(_too_many_models(batch, len(self.versions), payloads))
+                if labels is not None:  # their version is not monitored
+                    self.counters.feedback_unknown += len(labels)
                 continue
+            if labels is not None:
+                labelled[key] = labels
             batches[key] = batch
             known = self.versions.get(key)
             sequences[key] = 0 if known is None else known.monitor.sequence
@@ -421,6 +425,9 @@ class Pipeline:
                 if key in self.versions:
                     self.changed.add(key)  # the failure may have changed its state
                 continue
+            if version is None and labels is not None:  # an ignored model's feedback
+                self.counters.ignored[key] += len(labels)
+                del labelled[key]
             if version is not None and version.monitor.learning_started:
                 learning.extend(version.learning_started())
             for part in parts:
