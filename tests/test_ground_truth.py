@@ -234,3 +234,21 @@ def test_every_message_is_counted_once(drifting: list[bytes]) -> None:
     )
     assert total == len(messages)
     assert c.ignored[("other", "1")] == 3_000 and c.feedback_unknown == 1
+
+
+@pytest.mark.parametrize("batch", [1, 7, 250, 100_000])
+def test_labels_read_before_any_prediction_of_their_version_wait_and_join(batch: int) -> None:
+    """Feedback read from its own topic ahead of the predictions (found through Kafka:
+    before, labels of a configured version that had no prediction yet were counted as
+    unknown, and labels ahead of a new version's first prediction in the same batch were
+    dropped): they wait as early labels, whatever the split into batches."""
+    events = _stream(3_000, change=None)
+    labels = [e for e in events if b'"label"' in e]
+    predictions = [e for e in events if b'"label"' not in e]
+    pipeline = _pipeline()
+    outputs = _run(pipeline, labels + predictions, batch)
+    status = pipeline.versions[("m", "1")].ground_truth.status()  # type: ignore[union-attr]
+    assert status["joined"] == len(labels) > 0
+    assert status["unmatched"] == 0 and status["early_buffered_now"] == 0
+    assert pipeline.counters.feedback_unknown == 0
+    assert outputs == _run(_pipeline(), labels + predictions, 1_000)

@@ -310,7 +310,7 @@ def _cmd_topics_create(args: argparse.Namespace, console: Console) -> int:
 
     from aiokafka.errors import KafkaError
 
-    from driftline.service.topics import create_topics
+    from driftline.service.topics import create_topics, is_blocking
 
     settings = load_settings(args.config, os.environ)
     try:
@@ -321,6 +321,16 @@ def _cmd_topics_create(args: argparse.Namespace, console: Console) -> int:
         return EXIT_FAILURE
     for line in report:
         console.print(line, markup=False, highlight=False)
+    blocking = [line for line in report if line.startswith("differs: ") and is_blocking(line)]
+    if blocking:
+        console.print(
+            f"error: {len(blocking)} difference(s) above: `driftline run` refuses to start "
+            "until they are fixed",
+            style="red",
+            markup=False,
+            highlight=False,
+        )
+        return EXIT_FAILURE
     return EXIT_OK
 
 

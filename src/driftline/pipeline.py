@@ -182,6 +182,11 @@ class _ModelVersion:
         self.ground_truth_problem: str | None = None
         """Why ground truth has not started (status), once the profile is known."""
 
+    def ground_truth_ready(self) -> bool:
+        """Whether the version is monitored (a reference profile, given or learned) before
+        the events about to be processed: ground truth observes all of them."""
+        return self.ground_truth is not None or not self.monitor.warming_up
+
     def start_ground_truth(self) -> GroundTruth | None:
         """Start the label join and performance monitor if the version's profile (given or
         learned) and configured task tell its task; else ``None`` (and why, in
@@ -401,8 +406,10 @@ class Pipeline:
                     parts = self._warmup_parts(version.monitor, batch, payloads, dead_letters)
                 if version is not None:
                     truth = version.ground_truth
-                    monitored_from: int | None = None
-                    """Batch position from which the version had a reference profile."""
+                    monitored_from: int | None = 0 if version.ground_truth_ready() else None
+                    """Batch position from which the version had a reference profile (0:
+                    before this batch, so its feedback here before its first prediction
+                    here joins too, as it would in an earlier batch)."""
                     for part in parts:
                         if monitored_from is None and not version.monitor.warming_up:
                             monitored_from = int(part.indices[0])
@@ -410,8 +417,6 @@ class Pipeline:
                         version_found.extend((index, key, f) for index, f in found_part)
                     if truth is None:  # starts with the first events the monitor monitors
                         truth = version.start_ground_truth()
-                    else:
-                        monitored_from = 0
                     if truth is not None and monitored_from is not None:
                         found_truth = truth.observe(
                             key[0],
@@ -445,10 +450,10 @@ class Pipeline:
             if key in self.quarantined:
                 labelled[key] = labels
                 continue
-            if key not in self.versions:
+            if key not in self.versions and not self._labels_can_wait(key):
                 self.counters.feedback_unknown += len(labels)
                 continue
-            version = self.versions[key]
+            version = self._version(key)
             if version is None:
                 self.counters.ignored[key] += len(labels)
                 continue
@@ -649,6 +654,16 @@ class Pipeline:
                 names |= row_names
             part.append(row)
         return [batch.take(rows) for rows in (warmup, later) if rows]
+
+    def _labels_can_wait(self, key: ModelKey) -> bool:
+        """Whether feedback of ``key``, a version without predictions yet, starts the
+        version so its labels wait for their predictions (early labels): a configured
+        reference profile monitors it from its first event, as every split into batches,
+        and feedback read from its own topic ahead of the predictions, must see it."""
+        if len(self.versions) >= self.max_model_versions:
+            return False
+        version_plan = self.plan.for_version(key)
+        return version_plan is not None and version_plan.profile is not None
 
     def _version(self, key: ModelKey) -> _ModelVersion | None:
         if key in self.versions:

@@ -49,10 +49,18 @@ class Deployment:
 
 
 def make_deployment(
-    root: Path, bootstrap: str, unique: str, *, partitions: int = 3, **extra: Any
+    root: Path,
+    bootstrap: str,
+    unique: str,
+    *,
+    partitions: int = 3,
+    models: list[dict[str, Any]] | None = None,
+    **extra: Any,
 ) -> Deployment:
-    profiles = []
-    for model in MODELS:
+    """``models``: the ``models`` setting (default: the credit scenario's three models, their
+    reference profiles built here)."""
+    profiles = [] if models is None else models
+    for model in MODELS if models is None else ():
         scenario = credit_scoring_scenario(events=10, model_id=model, model_version="1", drifts=())
         data = root / f"{model}.csv"
         write_reference_csv(scenario, 5_000, data)
@@ -210,9 +218,7 @@ class ServiceProcess:
         ``tests.integration.torn_checkpoint 3 2``)."""
         self.log = deployment.root / f"{log_name}.log"
         self.handle = self.log.open("wb")
-        root = str(Path(__file__).resolve().parents[2])  # the tests package's parent
-        path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": path, **(env or {})}
+        env = {**self.child_env(), **(env or {})}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", *module.split(), "run", "--config", str(deployment.config)],
             stdout=self.handle,
@@ -220,6 +226,14 @@ class ServiceProcess:
             env=env,
         )
         self.port = self._wait_for_port()
+
+    @staticmethod
+    def child_env() -> dict[str, str]:
+        """This process's environment for a ``python -m driftline`` child: unbuffered, the
+        tests package importable."""
+        root = str(Path(__file__).resolve().parents[2])  # the tests package's parent
+        path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
+        return {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": path}
 
     def _wait_for_port(self, timeout: float = 60.0) -> int:
         deadline = time.monotonic() + timeout

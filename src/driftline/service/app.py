@@ -531,6 +531,19 @@ class MonitorService:
             cursor = owner.feedback[tp] = FeedbackCursor()
         if cursor.next_offset is not None:
             self.consumer.seek(tp, cursor.next_offset)
+            log.info(
+                "%s[%d]: feedback joined to %s[%d], resuming at offset %d (checkpoint)",
+                *tp,
+                *input_tp,
+                cursor.next_offset,
+            )
+        else:
+            log.info(
+                "%s[%d]: feedback joined to %s[%d], no checkpointed offset: starting from the "
+                "committed offset",
+                *tp,
+                *input_tp,
+            )
 
     async def _read_state(
         self, wanted: list[TopicPartition]

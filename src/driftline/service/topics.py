@@ -144,6 +144,12 @@ async def differences(settings: Settings, admin: Any) -> list[str]:
     return problems
 
 
+def is_blocking(difference: str) -> bool:
+    """Whether ``driftline run`` refuses to start with this difference (of
+    :func:`differences`); the others are advisories ending in "(fine if intended)"."""
+    return "(fine if intended)" not in difference
+
+
 async def create_topics(settings: Settings) -> list[str]:
     """Create every missing topic; return a report line per topic (created / differences)."""
     admin = make_admin(settings.kafka)
@@ -155,8 +161,16 @@ async def create_topics(settings: Settings) -> list[str]:
         if replication is None:  # 3, or every broker of a smaller cluster
             cluster = await admin.describe_cluster()
             replication = max(1, min(3, len(cluster.get("brokers", []))))
+        # A feedback topic is joined partition by partition with the input topic: it gets
+        # the input topic's partition count, whatever kafka.partitions says.
+        inputs = existing.get(settings.kafka.input_topics[0], settings.kafka.partitions)
         new = [
-            NewTopic(spec.name, settings.kafka.partitions, replication, topic_configs=spec.configs)
+            NewTopic(
+                spec.name,
+                inputs if spec.role == "feedback" else settings.kafka.partitions,
+                replication,
+                topic_configs=spec.configs,
+            )
             for spec in specs
             if spec.name not in existing
         ]
@@ -182,7 +196,7 @@ async def check_topics(settings: Settings) -> int:
         # for a few seconds before calling it missing.
         for attempt in range(MISSING_TOPIC_CHECKS):
             found = await differences(settings, admin)
-            problems = [p for p in found if "(fine if intended)" not in p]
+            problems = [p for p in found if is_blocking(p)]
             missing = any(p.endswith("does not exist") for p in problems)
             if not missing or attempt == MISSING_TOPIC_CHECKS - 1:
                 break
