@@ -14,10 +14,6 @@ that closed their window, for the alert policy.
 Positions: the version's events (predictions and feedback) are numbered from 0 in stream
 order; the join and the performance windows use these numbers, so every result is the same
 whatever the batches.
-
-The join starts with the version's first label (inline or feedback): a version that never
-gets labels stores no prediction and costs nothing but its estimated performance; labels of
-predictions made before the first label are ``unmatched``.
 """
 
 from __future__ import annotations
@@ -70,8 +66,6 @@ class GroundTruth:
         self.performance = PerformanceMonitor(spec, reference, settings, label_profile)
         self.position = 0
         """The version's events (predictions and feedback) seen since ground truth began."""
-        self.joining = False
-        """Whether the join has started (at the version's first label)."""
         self.feedback = 0
         """Feedback events seen."""
         self.delays: deque[float] = deque(maxlen=DELAY_SAMPLE)
@@ -94,21 +88,8 @@ class GroundTruth:
             return []
         base = self.position
         positions = base + np.arange(n, dtype=np.int64)
-        start = 0
-        if not self.joining:  # the join starts at the first label
-            labelled = np.flatnonzero(has_label)
-            start = n if labelled.size == 0 else int(labelled[0])
-            self.joining = start < n
         pairs = self.join.process(
-            JoinInput(
-                positions[start:],
-                ids[start:],
-                times[start:],
-                has_prediction[start:],
-                has_label[start:],
-                codes[start:],
-                labels[start:],
-            )
+            JoinInput(positions, ids, times, has_prediction, has_label, codes, labels)
         )
         self.position += n
         self.feedback += 0 if feedback is None else len(feedback)
@@ -214,7 +195,6 @@ class GroundTruth:
             "version": STATE_VERSION,
             "task": _spec_state(self.spec),
             "position": self.position,
-            "joining": self.joining,
             "feedback": self.feedback,
             "delays": list(self.delays),
             "join": base64.b64encode(self.join.to_state()).decode("ascii"),
@@ -226,7 +206,6 @@ class GroundTruth:
         if state.get("version") != STATE_VERSION:
             raise ValueError(f"unsupported ground-truth state version {state.get('version')!r}")
         self.position = int(state["position"])
-        self.joining = bool(state["joining"])
         self.feedback = int(state["feedback"])
         self.delays = deque((float(d) for d in state["delays"]), maxlen=DELAY_SAMPLE)
         self.join = LabelJoin.from_state(base64.b64decode(state["join"]), self.limits)

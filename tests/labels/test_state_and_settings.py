@@ -61,7 +61,7 @@ def test_a_shorter_horizon_on_restore_applies_at_once() -> None:
 
 def test_settings_defaults_and_limits() -> None:
     settings = LabelSettings()
-    assert settings.limits() == JoinLimits(1_000_000, 604_800.0, 100_000)
+    assert settings.limits() == JoinLimits(100_000, 604_800.0, 100_000)
 
 
 @pytest.mark.parametrize(
