@@ -818,6 +818,7 @@ def _version_snapshot(key: ModelKey, version: _ModelVersion) -> VersionSnapshot:
         monitored_features=tuple(sorted(version.monitor.windows)),
         learning_features=tuple(version.monitor.late.progress()),
         firing=tuple(version.alerts.firing()),
+        performance=None if version.ground_truth is None else version.ground_truth.status(),
     )
 
 

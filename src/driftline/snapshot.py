@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from driftline.detectors.closed_window import ClosedWindow
 from driftline.findings import Finding
@@ -38,6 +39,10 @@ class VersionSnapshot:
     events (not monitored yet), in the order they started."""
     firing: tuple[Alert, ...]
     """The ``firing`` event of every alert currently firing, ordered by alert key."""
+    performance: dict[str, Any] | None = None
+    """Ground truth (a fresh copy of :meth:`GroundTruth.status
+    <driftline.ground_truth.GroundTruth.status>`: join counts, label delays, reference /
+    realized / estimated metrics); ``None`` until the version's task is known."""
 
     @property
     def key(self) -> ModelKey:
