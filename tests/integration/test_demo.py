@@ -60,7 +60,7 @@ def test_every_drift_has_time_to_alert(duration: float) -> None:
         assert step.start + wait + EVENTS_FOR_AN_ALERT <= total
     assert {d.feature for s in steps for d in s.drifts} == {"amount", "country", "income"}
     assert [bool(s.concept_drifts) for s in steps] == [True, False, False]
-    assert [s.alerted_features for s in steps][0] == ("__error__",)
+    assert steps[0].alerted_features == ("__error__",)
 
 
 def test_malformed_events_are_spread_over_the_run() -> None:
