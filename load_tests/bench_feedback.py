@@ -170,6 +170,11 @@ def throughput(
         )
         cli, _ = best_of(repeat, lambda c=config, e=events: run_cli(c, e, root))  # type: ignore[misc]
         rows.append((name, count, core, in_process, cli))
+    # The fixed cost of the command (interpreter, imports, config and profile), on one event.
+    one = root / "one.jsonl"
+    one.write_bytes((root / "events-0.jsonl").open("rb").readline())
+    fixed, _ = best_of(repeat, lambda: run_cli(root / "config-0.yaml", one, root))
+    rows.append(("`driftline replay` of a 1-event file (fixed cost)", 1, 0.0, 0.0, fixed))
     return rows
 
 
@@ -311,13 +316,20 @@ def main() -> None:
         )
         print("|---|--:|--:|--:|--:|--:|--:|--:|")
         base = rows[0]
-        for name, count, core, in_process, cli in rows:
+        *measured, (fixed_name, _, _, _, fixed) = rows
+        for name, count, core, in_process, cli in measured:
             rates = (count / core, count / in_process, count / cli)
             bases = (base[1] / base[2], base[1] / base[3], base[1] / base[4])
             cells = " | ".join(
                 f"{r:,.0f} | {r / b:.2f}x" for r, b in zip(rates, bases, strict=True)
             )
             print(f"| {name} | {count:,} | {cells} |", flush=True)
+        print()
+        marginal = " / ".join(f"{n / (cli - fixed):,.0f}" for _, n, _, _, cli in measured)
+        print(
+            f"{fixed_name}: {fixed:.2f} s wall; without it, `driftline replay` runs at "
+            f"{marginal} events/s (the rows above, in order)"
+        )
         if args.skip_pending:
             return
         print()
