@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import os
 import sys
 from collections.abc import Iterator, Sequence
@@ -16,6 +17,7 @@ from rich.console import Console
 from driftline import __version__
 from driftline.config import ConfigError, Settings, load_settings
 from driftline.demo.options import add_arguments as add_demo_arguments
+from driftline.performance.task import Task
 from driftline.pipeline import Pipeline
 from driftline.planning import build_plan
 from driftline.profile import FeatureKind, ProfileError, save_profile
@@ -37,6 +39,18 @@ def _kind_override(text: str) -> tuple[str, FeatureKind]:
     except ValueError:
         kinds = ", ".join(k.value for k in FeatureKind)
         raise argparse.ArgumentTypeError(f"unknown kind {kind!r} (one of {kinds})") from None
+
+
+def _decision_threshold(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(
+            f"expected a number strictly between 0 and 1, got {text!r}"
+        )
+    return value
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -63,6 +77,20 @@ def _parser() -> argparse.ArgumentParser:
         help="override the inferred kind (numeric, categorical, boolean); repeatable",
     )
     build.add_argument("--top-k", type=int, default=20, help="categories kept per feature")
+    build.add_argument(
+        "--task",
+        type=Task,
+        choices=list(Task),
+        help="the model's task, for the reference performance recorded when the data has "
+        "__prediction__ and __label__ (default: inferred from them)",
+    )
+    build.add_argument(
+        "--decision-threshold",
+        type=_decision_threshold,
+        default=0.5,
+        metavar="P",
+        help="binary probabilities: the predicted class is positive when p >= P (default 0.5)",
+    )
     build.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     run_replay = commands.add_parser("replay", help="run the core over a JSONL file of events")
@@ -132,12 +160,24 @@ def _cmd_profile_build(args: argparse.Namespace, console: Console) -> int:
         kinds=dict(args.kind) or None,
         top_k=args.top_k,
         progress=not args.no_progress and console.is_terminal,
+        task=args.task,
+        decision_threshold=args.decision_threshold,
     )
     save_profile(profile, args.output)
     console.print(
         f"profile {profile.profile_id} for {profile.model_id} v{profile.model_version}: "
         f"{profile.row_count:,} rows, {len(profile.features)} features -> {args.output}"
     )
+    performance = profile.performance
+    if performance is not None:
+        metrics = ", ".join(f"{k} {v:.4g}" for k, v in sorted(performance.metrics.items()))
+        console.print(
+            f"reference performance ({performance.task.task.value}, "
+            f"{performance.task.prediction_kind} predictions, {performance.pairs:,} pairs): "
+            f"{metrics}",
+            highlight=False,
+            markup=False,
+        )
     return EXIT_OK
 
 

@@ -18,6 +18,7 @@ from rich.console import Console
 from driftline.config import parse_settings
 from driftline.demo.kafka_demo import (
     EVENTS_FOR_AN_ALERT,
+    LABEL_DELAY,
     MALFORMED,
     MODEL_ID,
     MODEL_VERSION,
@@ -52,11 +53,14 @@ def test_every_drift_has_time_to_alert(duration: float) -> None:
     steps = drift_schedule(duration, rate)
     total = round(duration * rate)
     for step in steps:
-        for drift in step.drifts:
-            assert drift.start == round(step.at * rate)
-            assert drift.start >= 5_000, "some clean traffic first"
-            assert drift.start + EVENTS_FOR_AN_ALERT <= total
+        assert step.start == round(step.at * rate)
+        assert step.start >= 5_000, "some clean traffic first"
+        # The labels of a concept drift's predictions come back LABEL_DELAY later.
+        wait = LABEL_DELAY[1] * rate if step.concept_drifts else 0
+        assert step.start + wait + EVENTS_FOR_AN_ALERT <= total
     assert {d.feature for s in steps for d in s.drifts} == {"amount", "country", "income"}
+    assert [bool(s.concept_drifts) for s in steps] == [True, False, False]
+    assert steps[0].alerted_features == ("__error__",)
 
 
 def test_malformed_events_are_spread_over_the_run() -> None:
@@ -91,7 +95,7 @@ def test_view_shows_the_drifted_feature_firing(tmp_path: Path) -> None:
     save_profile(profile, tmp_path / "p.json")
     settings = parse_settings(demo_config("p.json", "h:1"), base_dir=tmp_path)
     pipeline = Pipeline(build_plan(settings))
-    drifted = drift_schedule(6.0, 1000.0)[0].drifts
+    drifted = drift_schedule(4.0, 1000.0)[1].drifts  # at 2 s
     scenario = credit_scoring_scenario(
         events=6_000,
         model_id=MODEL_ID,
@@ -162,7 +166,17 @@ def test_demo_on_kafka_alerts_and_requests_retraining(tmp_path: Path, kafka_boot
     assert any("on `income`" in line for line in firing), output
     assert any(re.match(r"\[ *[\d.]+ s\] RETRAIN +credit-scorer v3: ", line) for line in lines)
     assert re.search(r"^  dead letters +3 \(", output, re.MULTILINE), output
-    assert re.search(r"^  events consumed +20,003$", output, re.MULTILINE), output
+    produced = re.search(
+        r"^  events produced +([\d,]+) \(20,000 predictions \+ ([\d,]+) feedback \+ 3 malformed\)",
+        output,
+        re.MULTILINE,
+    )
+    assert produced, output
+    assert int(produced.group(2).replace(",", "")) > 15_000, "labels 1 to 5 s late, 20 s run"
+    assert re.search(rf"^  events consumed +{produced.group(1)}$", output, re.MULTILINE), output
+    # The concept drift at 5 s: only the joined labels tell, as a PerformanceDrift alert.
+    performance = r"\[ *[\d.]+ s\] FIRING +\w+ +.* on the model's error on joined labels"
+    assert any(re.match(performance, line) for line in lines), output
     assert "monitor stopped" in output
 
     # What the summary says came from the topics: the files hold the events themselves.

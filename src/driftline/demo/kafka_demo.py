@@ -4,8 +4,9 @@ The demo starts a local Apache Kafka broker (or uses ``--bootstrap``), creates d
 topics, builds the model's reference profile from synthetic training data, writes the
 config a user would write, and runs the monitor in this process, as ``driftline run``
 would. It then streams prediction events into the input topic at a steady rate, event
-time = wall time, with drift injected at a third and at half of the run, and a few
-malformed events. Alerts, retrain requests and dead letters are read back from their
+time = wall time, each one's label as a feedback event 1 to 5 s later on the same topic,
+a concept drift at a quarter of the run and input drift at half and three quarters of it,
+and a few malformed events. Alerts, retrain requests and dead letters are read back from their
 topics as they arrive: shown in a live view, or logged one per line with ``--no-live``.
 After ``--duration`` seconds (or Ctrl-C) it drains, stops the producer, the monitor (which
 checkpoints and commits) and the broker, and prints a summary. It exits 0 when at least one
@@ -48,6 +49,7 @@ from driftline.demo.live_view import (
     ScheduledDrift,
     alert_line,
     feature_statuses,
+    performance_statuses,
     render,
     retrain_line,
 )
@@ -57,17 +59,26 @@ from driftline.demo.options import (
     DEFAULT_RATE,
     add_arguments,
 )
-from driftline.demo.replay_demo import MALFORMED, run_replay_demo
+from driftline.demo.replay_demo import (
+    CONCEPT_DESCRIPTION,
+    MALFORMED,
+    MODEL_ID,
+    MODEL_VERSION,
+    TRAINING_ROWS,
+    build_demo_profile,
+    concept_drift,
+    describe_reference,
+    run_replay_demo,
+)
 from driftline.demo.scenario import (
+    ConceptDrift,
     Drift,
     credit_scoring_scenario,
-    event_lines,
-    write_reference_csv,
+    stream_lines,
 )
 from driftline.localkafka import KAFKA_VERSION, LocalKafka, LocalKafkaError
 from driftline.planning import build_plan
-from driftline.profile import ProfileError, save_profile
-from driftline.profile_io import build_profile_from_file
+from driftline.profile import ProfileError
 from driftline.service.app import MonitorService
 from driftline.service.http import start_http
 from driftline.service.kafka_clients import make_consumer, make_producer
@@ -76,11 +87,11 @@ from driftline.service.topics import TopicError, create_topics
 
 log = logging.getLogger(__name__)
 
-MODEL_ID = "credit-scorer"
-MODEL_VERSION = "3"
-TRAINING_ROWS = 20_000
 EVENTS_FOR_AN_ALERT = 4_000
 """Events after a drift until its alert is out: 3 breaching windows of 1,000, plus one."""
+LABEL_DELAY = (1.0, 5.0)
+"""Seconds from a prediction to its label (uniform; event time = wall time here, so the
+offline demo's 30 s to 10 min would not fit in a minute's run)."""
 
 _TICK = 0.02  # producer pacing and stop checks, seconds
 _READY_TIMEOUT = 60.0
@@ -108,35 +119,52 @@ class DemoOptions:
 
 @dataclass(frozen=True, slots=True)
 class DriftStep:
-    """Drifts injected together, ``at`` seconds after the first event."""
+    """Drifts injected together, ``at`` seconds after the first event: of the inputs
+    (``drifts``) or of the world (``concept_drifts``)."""
 
     at: float
     drifts: tuple[Drift, ...]
     description: str
+    concept_drifts: tuple[ConceptDrift, ...] = ()
+
+    @property
+    def start(self) -> int:
+        """Index of the first prediction it changes."""
+        return min([d.start for d in self.drifts] + [c.start for c in self.concept_drifts])
+
+    @property
+    def alerted_features(self) -> tuple[str, ...]:
+        """The features whose alerts tell of it (``__error__``: the model's error)."""
+        return tuple(d.feature for d in self.drifts) + (
+            ("__error__",) if self.concept_drifts else ()
+        )
 
 
 def drift_schedule(duration: float, rate: float) -> tuple[DriftStep, ...]:
-    """The injected incident: at a third of the run ``amount`` shifts up by one standard
-    deviation and a new ``country`` (MX) takes 25% of the traffic; at half of it
-    ``income`` goes missing in 25% of the events (from 1%).
+    """The injected incident: at a quarter of the run self-employed applicants start
+    defaulting half of the time whatever their score (a concept drift, seen only in the
+    labels); at half of it ``amount`` shifts up by one standard deviation and a new
+    ``country`` (MX) takes 25% of the traffic; at three quarters ``income`` goes missing in
+    25% of the events (from 1%).
 
-    >>> [(s.at, [d.start for d in s.drifts]) for s in drift_schedule(30.0, 1000.0)]
-    [(10.0, [10000, 10000]), (15.0, [15000])]
+    >>> [(s.at, s.start) for s in drift_schedule(40.0, 1000.0)]
+    [(10.0, 10000), (20.0, 20000), (30.0, 30000)]
     """
-    first, second = duration / 3, duration / 2
-    at_first, at_second = round(first * rate), round(second * rate)
+    times = (duration / 4, duration / 2, 3 * duration / 4)
+    concept, first, second = (round(t * rate) for t in times)
     return (
+        DriftStep(times[0], (), CONCEPT_DESCRIPTION, (concept_drift(concept),)),
         DriftStep(
-            first,
+            times[1],
             (
-                Drift("amount", "mean_shift", start=at_first, magnitude=1.0),
-                Drift("country", "category_surge", start=at_first, magnitude=0.25, category="MX"),
+                Drift("amount", "mean_shift", start=first, magnitude=1.0),
+                Drift("country", "category_surge", start=first, magnitude=0.25, category="MX"),
             ),
             "`amount` +1 sd; new `country` MX at 25%",
         ),
         DriftStep(
-            second,
-            (Drift("income", "missing_surge", start=at_second, magnitude=0.25),),
+            times[2],
+            (Drift("income", "missing_surge", start=second, magnitude=0.25),),
             "`income` missing 1% -> 25%",
         ),
     )
@@ -189,7 +217,9 @@ class DemoTally:
     """What the demo produced and what came back on the output topics."""
 
     produced: int = 0
-    """Messages acknowledged by Kafka on the input topic (predictions and malformed)."""
+    """Messages acknowledged by Kafka on the input topic (predictions, feedback and
+    malformed)."""
+    feedback: int = 0
     malformed: int = 0
     consumed: int = 0
     """Input messages the monitor processed (its ``driftline_events_consumed`` counter)."""
@@ -365,10 +395,12 @@ def _demo_logging(console: Console) -> Iterator[_StartupNoise]:
 
 def _explain(options: DemoOptions, steps: Sequence[DriftStep], console: Console) -> None:
     events = round(options.duration * options.rate)
+    low, high = LABEL_DELAY
     _say(
         console,
         f"{events:,} prediction events over {options.duration:g} s ({options.rate:,.0f}/s, "
-        f"event time = now) and {len(MALFORMED)} malformed ones",
+        f"event time = now), each one's label as a feedback event {low:g} to {high:g} s "
+        f"later, and {len(MALFORMED)} malformed ones",
     )
     for step in steps:
         _say(console, f"  at {step.at:4.1f} s: {step.description}")
@@ -384,18 +416,10 @@ def _explain(options: DemoOptions, steps: Sequence[DriftStep], console: Console)
 
 
 def _build_profile(directory: Path, console: Console) -> Path:
-    scenario = credit_scoring_scenario(
-        events=1, model_id=MODEL_ID, model_version=MODEL_VERSION, drifts=()
-    )
-    training = directory / "training.csv"
     path = directory / f"{MODEL_ID}-v{MODEL_VERSION}.profile.json"
-    write_reference_csv(scenario, TRAINING_ROWS, training)
-    profile = build_profile_from_file(training, model_id=MODEL_ID, model_version=MODEL_VERSION)
-    save_profile(profile, path)
-    _say(
-        console,
-        f"reference profile {profile.profile_id} from {TRAINING_ROWS:,} training rows: {path}",
-    )
+    profile = build_demo_profile(directory / "training.csv", path)
+    _say(console, f"reference {describe_reference(profile)}, from {TRAINING_ROWS:,} training rows")
+    _say(console, f"  -> {path}")
     return path
 
 
@@ -580,40 +604,49 @@ class DemoRun:
     # -- producing ---------------------------------------------------------------------
 
     async def _produce(self) -> None:
-        """Send event ``i`` at ``i / rate`` s after the first (event time = that moment)."""
+        """Send prediction ``i`` at ``i / rate`` s after the first (event time = that
+        moment), and each feedback event at its event time, until the last prediction."""
         loop = asyncio.get_running_loop()
         rate = self.options.rate
         total = round(self.options.duration * rate)
+        first_ms = round(time.time() * 1000.0)
         scenario = credit_scoring_scenario(
             events=total,
             model_id=MODEL_ID,
             model_version=MODEL_VERSION,
-            start_time=time.time(),
+            start_time=first_ms / 1000.0,
             rate=rate,
+            labels=True,
+            label_delay=LABEL_DELAY,
             drifts=[drift for step in self.steps for drift in step.drifts],
+            concept_drifts=[c for step in self.steps for c in step.concept_drifts],
         )
-        lines = event_lines(scenario)
+        last_ms = round(scenario.event_time(total - 1) * 1000.0) if total else first_ms
+        lines = stream_lines(scenario, labels_until_ms=last_ms)
         bad_at = malformed_positions(total)
-        announced = [step.drifts[0].start for step in self.steps]
+        announced = [step.start for step in self.steps]
         topic = self.settings.kafka.input_topics[0]
         key = MODEL_ID.encode()
         assert self.producer is not None
         self.started = loop.time()
-        self._note(f"streaming {total:,} events to {topic} at {rate:,.0f}/s")
-        sent = bad = 0
-        while sent < total and not self.stop.is_set():
+        self._note(f"streaming {total:,} predictions and their labels to {topic} at {rate:,.0f}/s")
+        bad = 0
+        upcoming = next(lines, None)
+        while upcoming is not None and not self.stop.is_set():
             self._check_service()
-            due = min(total, int((loop.time() - self.started) * rate) + 1)
+            due_ms = first_ms + (loop.time() - self.started) * 1000.0
             pending = []
-            while sent < due:
-                while bad < len(bad_at) and bad_at[bad] <= sent:
-                    pending.append(await self.producer.send(topic, MALFORMED[bad], key=key))
-                    bad += 1
-                for i, start in enumerate(announced):
-                    if start == sent:
-                        self._note(f"drift injected: {self.steps[i].description}")
-                pending.append(await self.producer.send(topic, next(lines), key=key))
-                sent += 1
+            while upcoming is not None and upcoming.time_ms <= due_ms:
+                if not upcoming.feedback:
+                    while bad < len(bad_at) and bad_at[bad] <= upcoming.index:
+                        pending.append(await self.producer.send(topic, MALFORMED[bad], key=key))
+                        bad += 1
+                    for i, start in enumerate(announced):
+                        if start == upcoming.index:
+                            self._note(f"drift injected: {self.steps[i].description}")
+                pending.append(await self.producer.send(topic, upcoming.line, key=key))
+                self.tally.feedback += upcoming.feedback
+                upcoming = next(lines, None)
             if pending:
                 await asyncio.gather(*pending)
                 self.tally.produced += len(pending)
@@ -767,7 +800,11 @@ class DemoRun:
         )
         assert self.service is not None
         pipelines = [part.pipeline for part in self.service.partitions.values()]
-        return render(snapshot, feature_statuses(pipelines, (MODEL_ID, MODEL_VERSION)))
+        return render(
+            snapshot,
+            feature_statuses(pipelines, (MODEL_ID, MODEL_VERSION)),
+            performance_statuses(pipelines, MODEL_ID),
+        )
 
 
 async def _stop_consumer(consumer: AIOKafkaConsumer) -> None:
@@ -806,8 +843,9 @@ def print_summary(tally: DemoTally, steps: Sequence[DriftStep], console: Console
     rate = tally.produced / tally.elapsed if tally.elapsed > 0 else 0.0
     row(
         "events produced",
-        f"{tally.produced:,} ({tally.produced - tally.malformed:,} predictions + "
-        f"{tally.malformed} malformed) in {tally.elapsed:.1f} s, {rate:,.0f}/s",
+        f"{tally.produced:,} ({tally.produced - tally.feedback - tally.malformed:,} "
+        f"predictions + {tally.feedback:,} feedback + {tally.malformed} malformed) in "
+        f"{tally.elapsed:.1f} s, {rate:,.0f}/s",
     )
     row("events consumed", f"{tally.consumed:,}")
     reasons = ", ".join(f"{r} {n}" for r, n in sorted(tally.dead_letters.items()))
@@ -831,10 +869,10 @@ def print_summary(tally: DemoTally, steps: Sequence[DriftStep], console: Console
         if tally.elapsed < step.at:
             row(f"drift @{step.at:.0f} s", "not injected (the run ended before)")
             continue
-        for drift in step.drifts:
-            arrived = tally.first_firing.get(drift.feature)
+        for feature in step.alerted_features:
+            arrived = tally.first_firing.get(feature)
             shown = "no alert" if arrived is None else f"{arrived - step.at:.1f} s"
-            delays.append(f"`{drift.feature}` {shown}")
+            delays.append(f"`{feature}` {shown}")
         row(f"drift @{step.at:.0f} s alerted", ", ".join(delays))
     for line in tally.alert_lines:
         _say(console, f"  {line.text}", style=line.style)

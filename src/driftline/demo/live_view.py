@@ -1,9 +1,11 @@
-"""The live terminal view of ``driftline demo``: traffic, drift statistics, alerts.
+"""The live terminal view of ``driftline demo``: traffic, drift statistics, model
+performance, alerts.
 
 Everything here is a pure function of a :class:`DemoSnapshot` (what the demo counted) and
-the monitor's pipelines (their latest findings and firing alerts), so the view can be
-rendered and tested without Kafka. :func:`alert_line` and :func:`retrain_line` are the
-one-line texts shown for output events, in the live view and in ``--no-live`` logs alike.
+the monitor's pipelines (their latest findings and firing alerts, and each version's ground
+truth as its snapshot shows it), so the view can be rendered and tested without Kafka.
+:func:`alert_line` and :func:`retrain_line` are the one-line texts shown for output events,
+in the live view and in ``--no-live`` logs alike.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from rich.console import Group, JustifyMethod, RenderableType
@@ -20,6 +22,7 @@ from rich.table import Table
 from rich.text import Text
 
 from driftline.detectors.catalog import DETECTORS
+from driftline.performance.detectors import ERROR_FEATURE, ESTIMATED_ERROR_FEATURE
 from driftline.pipeline import Pipeline
 from driftline.plan import ModelKey
 from driftline.policy.alert_text import format_number
@@ -86,6 +89,81 @@ class FeatureStatus:
     firing: Severity | None
     """Severity of the firing alert of this feature and detector, if any."""
     window_end: float
+
+
+@dataclass(frozen=True, slots=True)
+class PerformanceStatus:
+    """Model performance of one model version, as its ground truth reports it."""
+
+    model_version: str
+    metric: str
+    """``error_rate`` (classifiers) or ``mae`` (regression)."""
+    joined: int
+    """Prediction/label pairs joined so far."""
+    pending: int
+    """Predictions waiting for their label."""
+    reference: float | None
+    realized: float | None
+    """Of the last closed window of joined pairs."""
+    estimated: float | None
+    """Estimated error rate from the calibrated probabilities (no labels needed)."""
+    label_delay_p50: float | None
+    """Seconds, over the latest joined pairs."""
+    firing: Severity | None
+    """Severity of the firing PerformanceDrift alert, if any."""
+    estimated_firing: Severity | None
+    """Severity of the firing EstimatedPerformanceDrift alert, if any."""
+
+
+def performance_statuses(pipelines: Iterable[Pipeline], model_id: str) -> list[PerformanceStatus]:
+    """Per version of ``model_id`` whose ground truth has started, its performance, read
+    from the pipelines' snapshots; by version. A version spread over several pipelines
+    (partitions) adds up their counts and shows the metrics of the one with the most
+    joined pairs."""
+    found: dict[str, list[PerformanceStatus]] = {}
+    for pipeline in pipelines:
+        for version in pipeline.snapshot().versions:
+            status = version.performance
+            if version.model_id != model_id or status is None or not status["started"]:
+                continue
+            metric = "mae" if status["task"] == "regression" else "error_rate"
+            metrics = status["metrics"]
+            delays = status["label_delay_seconds"]
+            firing = _highest(a.severity for a in version.firing if a.feature == ERROR_FEATURE)
+            estimated_firing = _highest(
+                a.severity for a in version.firing if a.feature == ESTIMATED_ERROR_FEATURE
+            )
+            found.setdefault(version.model_version, []).append(
+                PerformanceStatus(
+                    model_version=version.model_version,
+                    metric=metric,
+                    joined=int(status["joined"]),
+                    pending=int(status["pending_now"]),
+                    reference=metrics["reference"].get(metric),
+                    realized=metrics["realized"].get(metric),
+                    estimated=metrics["estimated"].get("error_rate"),
+                    label_delay_p50=None if delays is None else float(delays["p50"]),
+                    firing=firing,
+                    estimated_firing=estimated_firing,
+                )
+            )
+    statuses = []
+    for name in sorted(found):
+        parts = found[name]
+        best = max(parts, key=lambda part: part.joined)
+        statuses.append(
+            replace(
+                best,
+                joined=sum(part.joined for part in parts),
+                pending=sum(part.pending for part in parts),
+            )
+        )
+    return statuses
+
+
+def _highest(severities: Iterable[Severity]) -> Severity | None:
+    ordered = sorted(severities, key=lambda s: s == "critical")
+    return ordered[-1] if ordered else None
 
 
 def catalog_thresholds(feature: str, detector: str) -> Thresholds:
@@ -185,11 +263,17 @@ def short_summary(text: str) -> str:
     return _MODEL_AND_WINDOW.sub("", text)
 
 
-def render(snapshot: DemoSnapshot, features: Sequence[FeatureStatus]) -> RenderableType:
-    """The whole view: traffic header, drift statistics, alerts, retrain requests."""
+def render(
+    snapshot: DemoSnapshot,
+    features: Sequence[FeatureStatus],
+    performance: Sequence[PerformanceStatus] = (),
+) -> RenderableType:
+    """The whole view: traffic header, drift statistics, model performance, alerts, retrain
+    requests."""
     parts: list[RenderableType] = [
         _traffic(snapshot),
         _statistics(features),
+        performance_table(performance),
         _outputs(
             f"alerts ({snapshot.alert_count:,}), as they arrive on the alerts topic",
             snapshot.alerts[-ALERT_LINES_SHOWN:],
@@ -249,6 +333,55 @@ def _statistics(features: Sequence[FeatureStatus]) -> RenderableType:
             label,
         )
     return table
+
+
+def performance_table(statuses: Sequence[PerformanceStatus]) -> Table:
+    """Each version's joined pairs, pending predictions, label delay and error rate (MAE
+    for regression): the reference's, the last window's, and the estimate without
+    labels."""
+    table = Table(
+        title="model performance (labels joined to predictions)", title_justify="left", expand=True
+    )
+    names = (
+        "version",
+        "metric",
+        "joined",
+        "pending",
+        "label delay",
+        "reference",
+        "realized",
+        "estimated",
+        "status",
+    )
+    for name in names:
+        justify: JustifyMethod = "left" if name in ("version", "metric", "status") else "right"
+        table.add_column(name, justify=justify, no_wrap=True, overflow="ellipsis")
+    if not statuses:
+        table.add_row("(waiting for the version's ground truth)", *[""] * (len(names) - 1))
+    for status in statuses:
+        if status.firing is not None:
+            label = Text(f"FIRING {status.firing}", style=_STYLES[status.firing])
+        elif status.estimated_firing is not None:
+            label = Text(f"estimate {status.estimated_firing}", style=_STYLES["warning"])
+        else:
+            label = Text("ok", style="green")
+        delay = status.label_delay_p50
+        table.add_row(
+            f"v{status.model_version}",
+            status.metric,
+            f"{status.joined:,}",
+            f"{status.pending:,}",
+            "–" if delay is None else f"{delay:,.0f} s",
+            _metric(status.reference),
+            Text(_metric(status.realized), style=_STYLES[status.firing]),
+            Text(_metric(status.estimated), style=_STYLES[status.estimated_firing]),
+            label,
+        )
+    return table
+
+
+def _metric(value: float | None) -> str:
+    return "–" if value is None else f"{value:.3f}"
 
 
 def _outputs(title: str, lines: Sequence[OutputLine], empty: str) -> RenderableType:

@@ -50,7 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--events",
         type=int,
         default=DEFAULT_OFFLINE_EVENTS,
-        help="events of the --offline demo",
+        help="prediction events of the --offline demo (each one also gets a feedback event)",
     )
     parser.add_argument(
         "--output-dir",

@@ -16,6 +16,11 @@ Generation is vectorised per feature in blocks of :data:`BLOCK_SIZE` events. Eve
 * a drifted value is a transform of the value the same event has without the drift, so a
   comparison with the drift-free scenario isolates the drift.
 
+Ground truth: with ``labels`` every event's outcome (0/1) is drawn from the model's own
+probability (a calibrated model) except where a :class:`ConceptDrift` changes the world;
+with ``label_delay`` the label travels as a feedback event that much event time after its
+prediction, and :func:`stream_lines` merges predictions and feedback in event-time order.
+
 Examples
 --------
 >>> scenario = credit_scoring_scenario(events=3, drifts=())
@@ -34,6 +39,7 @@ True
 from __future__ import annotations
 
 import csv
+import heapq
 import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -73,6 +79,7 @@ _MISSING = 1
 _ROUNDING = 2
 _NOISE = 0  # purposes of the scoring slot (slot = number of features)
 _LABELS = 1
+_DELAYS = 2
 _MOMENTS_SEED = 20_240_101
 _Z_LIMIT = 3.0  # numeric features enter the score as z-scores winsorised at +-3
 _PARAM_COUNTS: dict[str, int] = {"normal": 2, "lognormal": 2, "poisson": 1, "beta": 2}
@@ -315,6 +322,27 @@ class Drift:
 
 
 @dataclass(frozen=True)
+class ConceptDrift:
+    """A change of the world, not of the inputs, from event index ``start`` on.
+
+    For events whose ``feature`` is ``category`` (a part of the input space), the outcome
+    stops following the model's prediction: the label is 1 with probability
+    ``positive_rate``, whatever the prediction. Inputs and predictions stay exactly what
+    they are without it, so input statistics cannot see it; only labels can.
+    """
+
+    start: int
+    feature: str
+    category: str
+    positive_rate: float
+
+    def __post_init__(self) -> None:
+        if self.start < 0:
+            raise ValueError(f"concept drift start must be >= 0, got {self.start}")
+        _check_rate(self.feature, "positive_rate", self.positive_rate)
+
+
+@dataclass(frozen=True)
 class Scenario:
     """A reproducible stream of prediction events of one model version.
 
@@ -334,9 +362,15 @@ class Scenario:
     timestamp_format: TimestampFormat = "rfc3339"
     labels: bool = False
     """Also emit a ``label`` (0/1, drawn from the model's own probability)."""
+    label_delay: tuple[float, float] | None = None
+    """With ``labels``: ``(min, max)`` seconds of event time; each label is sent as a
+    feedback event (no ``features``, no ``prediction``) a uniform delay in that range after
+    its prediction, instead of inline (see :func:`stream_lines`)."""
+    concept_drifts: tuple[ConceptDrift, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "drifts", tuple(self.drifts))
+        object.__setattr__(self, "concept_drifts", tuple(self.concept_drifts))
         if self.events < 0:
             raise ValueError("events must be >= 0")
         if self.seed < 0:
@@ -349,14 +383,29 @@ class Scenario:
             raise ValueError(f"timestamp_format must be one of {TIMESTAMP_FORMATS}")
         for drift in self.drifts:
             _check_drift(self.model, drift)
+        for concept in self.concept_drifts:
+            _check_concept_drift(self.model, concept)
+        if self.label_delay is not None:
+            low, high = self.label_delay
+            if not (self.labels and math.isfinite(high) and 0 <= low <= high):
+                raise ValueError(
+                    "label_delay needs labels=True and 0 <= min <= max seconds (finite), "
+                    f"got {self.label_delay!r}"
+                )
 
     @property
     def feature_names(self) -> tuple[str, ...]:
         return self.model.feature_names
 
+    @property
+    def inline_labels(self) -> bool:
+        """Whether the label travels inside the prediction event."""
+        return self.labels and self.label_delay is None
+
     def without_drift(self) -> Scenario:
-        """The same scenario with no drift (the baseline a drift is compared with)."""
-        return replace(self, drifts=())
+        """The same scenario with no drift, of the inputs or of the world (the baseline a
+        drift is compared with)."""
+        return replace(self, drifts=(), concept_drifts=())
 
     def event_id(self, index: int) -> str:
         return f"{self.model_id}-{self.seed}-{index}"
@@ -378,6 +427,8 @@ def credit_scoring_scenario(
     prediction: bool = True,
     labels: bool = False,
     timestamp_format: TimestampFormat = "rfc3339",
+    label_delay: tuple[float, float] | None = None,
+    concept_drifts: Sequence[ConceptDrift] = (),
 ) -> Scenario:
     """Loan applications scored by :data:`CREDIT_SCORING_MODEL`, from 2024-01-01T00:00Z.
 
@@ -403,6 +454,8 @@ def credit_scoring_scenario(
         model=CREDIT_SCORING_MODEL,
         timestamp_format=timestamp_format,
         labels=labels,
+        label_delay=label_delay,
+        concept_drifts=tuple(concept_drifts),
     )
 
 
@@ -480,11 +533,84 @@ def event_lines(scenario: Scenario, start: int = 0, stop: int | None = None) -> 
         yield from _block_lines(scenario, block)
 
 
+@dataclass(frozen=True, slots=True)
+class StreamLine:
+    """One line of :func:`stream_lines`."""
+
+    time_ms: int
+    """Event time, epoch milliseconds."""
+    index: int
+    """Index of the prediction (the one a feedback event labels)."""
+    feedback: bool
+    line: bytes
+
+
+def stream_lines(scenario: Scenario, *, labels_until_ms: int | None = None) -> Iterator[StreamLine]:
+    """Every event of ``scenario`` in event-time order: its predictions and, with a
+    ``label_delay``, one feedback event per prediction (event id and model of the
+    prediction, ``timestamp`` = when the label became known, ``label``).
+
+    Ties (same millisecond) go by prediction index, a feedback event before the prediction
+    with the same index: a label never comes before its own prediction. The labels of the last
+    predictions arrive after them, at the end; ``labels_until_ms`` drops the feedback
+    events later than that (a stream that stops with its last prediction). Without a
+    ``label_delay`` these are :func:`event_lines`.
+    """
+    plan = _plan(scenario)
+    pending: list[tuple[int, int, bytes]] = []
+    for block in _blocks(scenario.seed, _TRAFFIC_STREAM, plan, 0, scenario.events):
+        lines = _block_lines(scenario, block)
+        indices = np.arange(block.lo, block.lo + len(lines), dtype=np.int64)
+        times = _epoch_ms(scenario, indices).tolist()
+        if block.label_delay_ms is not None and block.label is not None:
+            label_times = [t + d for t, d in zip(times, block.label_delay_ms, strict=True)]
+            feedback = _feedback_lines(scenario, block, label_times)
+            for index, label_time, line in zip(
+                indices.tolist(), label_times, feedback, strict=True
+            ):
+                if labels_until_ms is None or label_time <= labels_until_ms:
+                    heapq.heappush(pending, (label_time, index, line))
+        for index, time_ms, line in zip(indices.tolist(), times, lines, strict=True):
+            while pending and pending[0][:2] < (time_ms, index):
+                due, labelled, text = heapq.heappop(pending)
+                yield StreamLine(due, labelled, True, text)
+            yield StreamLine(time_ms, index, False, line)
+    while pending:
+        due, labelled, text = heapq.heappop(pending)
+        yield StreamLine(due, labelled, True, text)
+
+
+def _feedback_lines(scenario: Scenario, block: _Block, label_times: list[int]) -> list[bytes]:
+    """The feedback events of a block's predictions (their labels at ``label_times``)."""
+    assert block.label is not None
+    dumps = orjson.dumps
+    id_head = b'{"event_id":' + dumps(f"{scenario.model_id}-{scenario.seed}-")[:-1]
+    middle = (
+        b'","model_id":'
+        + dumps(scenario.model_id)
+        + b',"model_version":'
+        + dumps(scenario.model_version)
+        + b',"timestamp":'
+    )
+    stamps = _json_scalars(_format_times(scenario, np.asarray(label_times, dtype=np.int64)))
+    labels = _json_scalars(block.label)
+    return [
+        id_head + str(block.lo + k).encode() + middle + stamp + b',"label":' + label + b"}"
+        for k, (stamp, label) in enumerate(zip(stamps, labels, strict=True))
+    ]
+
+
 def write_events(scenario: Scenario, path: str | Path) -> int:
-    """Write all events of ``scenario`` as JSONL to ``path``; return the number written."""
+    """Write all events of ``scenario`` as JSONL to ``path`` (with a ``label_delay``, the
+    merged stream of :func:`stream_lines`); return the number written."""
     plan = _plan(scenario)
     written = 0
     with open(path, "wb") as out:
+        if scenario.label_delay is not None:
+            for item in stream_lines(scenario):
+                out.write(item.line + b"\n")
+                written += 1
+            return written
         for block in _blocks(scenario.seed, _TRAFFIC_STREAM, plan, 0, scenario.events):
             lines = _block_lines(scenario, block)
             if lines:
@@ -608,6 +734,9 @@ class _Plan:
     model: SyntheticModel
     prediction: bool
     labels: bool
+    concept_drifts: tuple[tuple[ConceptDrift, int], ...] = ()
+    """Each concept drift with the slot of its feature."""
+    label_delay: tuple[float, float] | None = None
 
 
 @dataclass
@@ -617,6 +746,8 @@ class _Block:
     columns: dict[str, list[Scalar]] = field(default_factory=dict)
     prediction: list[float] | None = None
     label: list[int] | None = None
+    label_delay_ms: list[int] | None = None
+    """With a label delay: each label's delay after its prediction, milliseconds."""
 
     def __len__(self) -> int:
         return len(next(iter(self.columns.values())))
@@ -658,7 +789,15 @@ def _plan(scenario: Scenario) -> _Plan:
                 weights=weights + (0.0,) * len(new),
             )
         )
-    return _Plan(tuple(features), scenario.model, scenario.prediction, scenario.labels)
+    slots = {spec.name: slot for slot, spec in enumerate(scenario.model.features)}
+    return _Plan(
+        tuple(features),
+        scenario.model,
+        scenario.prediction,
+        scenario.labels,
+        tuple((c, slots[c.feature]) for c in scenario.concept_drifts),
+        scenario.label_delay,
+    )
 
 
 def _blocks(seed: int, stream: int, plan: _Plan, start: int, stop: int) -> Iterator[_Block]:
@@ -677,6 +816,8 @@ def _generate_block(seed: int, stream: int, plan: _Plan, block: int, a: int, b: 
     n = BLOCK_SIZE
     logit = np.full(n, plan.model.intercept, dtype=np.float64)
     out = _Block(lo=lo + a)
+    segments: dict[int, tuple[IntArray, BoolArray | None]] = {}
+    """Category codes and missing mask of the features concept drifts segment on."""
     for fp in plan.features:
 
         def rng(purpose: int, slot: int = fp.slot) -> np.random.Generator:
@@ -694,6 +835,7 @@ def _generate_block(seed: int, stream: int, plan: _Plan, block: int, a: int, b: 
             column = _numeric_list(values[a:b], fp.spec.decimals, _cut(missing, a, b))
         else:
             codes = _category_codes(fp, rng(_VALUES).random(n), lo)
+            segments[fp.slot] = (codes, missing)
             weights = np.asarray(fp.weights, dtype=np.float64)
             contribution = weights[codes] if weights.any() else None
             column = _category_list(fp, codes[a:b], _cut(missing, a, b))
@@ -710,9 +852,40 @@ def _generate_block(seed: int, stream: int, plan: _Plan, block: int, a: int, b: 
     if plan.prediction:
         out.prediction = np.round(probability[a:b], 4).tolist()
     if plan.labels:
+        truth = _true_probability(plan, probability, segments, lo)
         draws = np.random.default_rng([seed, stream, score_slot, _LABELS, block]).random(n)
-        out.label = (draws < probability)[a:b].astype(np.int64).tolist()
+        out.label = (draws < truth)[a:b].astype(np.int64).tolist()
+        if plan.label_delay is not None:
+            low, high = plan.label_delay
+            delays = np.random.default_rng([seed, stream, score_slot, _DELAYS, block])
+            seconds = delays.uniform(low, high, n)
+            out.label_delay_ms = np.rint(seconds[a:b] * 1000.0).astype(np.int64).tolist()
     return out
+
+
+def _true_probability(
+    plan: _Plan,
+    probability: FloatArray,
+    segments: dict[int, tuple[IntArray, BoolArray | None]],
+    lo: int,
+) -> FloatArray:
+    """The probability of a positive outcome: the model's, except where a concept drift
+    has changed the world (in start order, a later one wins where they overlap)."""
+    if not plan.concept_drifts:
+        return probability
+    truth = probability.copy()
+    n = probability.shape[0]
+    for concept, slot in sorted(plan.concept_drifts, key=lambda item: item[0].start):
+        begin = min(max(concept.start - lo, 0), n)
+        if begin >= n:
+            continue
+        codes, missing = segments[slot]
+        fp = plan.features[slot]
+        inside = codes[begin:] == fp.categories.index(concept.category)
+        if missing is not None:
+            inside &= ~missing[begin:]
+        truth[begin:][inside] = concept.positive_rate
+    return truth
 
 
 def _numeric_values(
@@ -883,7 +1056,7 @@ def _block_lines(scenario: Scenario, block: _Block) -> list[bytes]:
         )
     ]
     tails = [b"}"] * n
-    if scenario.labels and block.label is not None:
+    if scenario.inline_labels and block.label is not None:
         labels = _json_scalars(block.label)
         tails = [b',"label":' + v + t for v, t in zip(labels, tails, strict=True)]
     if scenario.prediction and block.prediction is not None:
@@ -911,7 +1084,11 @@ def _epoch_ms(scenario: Scenario, indices: npt.NDArray[np.int64]) -> npt.NDArray
 
 
 def _timestamps(scenario: Scenario, indices: npt.NDArray[np.int64]) -> list[Any]:
-    ms = _epoch_ms(scenario, indices)
+    return _format_times(scenario, _epoch_ms(scenario, indices))
+
+
+def _format_times(scenario: Scenario, ms: npt.NDArray[np.int64]) -> list[Any]:
+    """Epoch milliseconds in the scenario's timestamp format."""
     stamps: list[Any]
     if scenario.timestamp_format == "epoch_ms":
         stamps = ms.tolist()
@@ -966,3 +1143,22 @@ def _check_drift(model: SyntheticModel, drift: Drift) -> None:
                 f"{spec.name}: share of {drift.category!r} would become "
                 f"{share + drift.magnitude:.3f}, outside [0, 1]"
             )
+
+
+def _check_concept_drift(model: SyntheticModel, concept: ConceptDrift) -> None:
+    try:
+        spec = model.feature(concept.feature)
+    except KeyError:
+        raise ValueError(
+            f"concept drift on unknown feature {concept.feature!r}; "
+            f"features: {list(model.feature_names)}"
+        ) from None
+    if isinstance(spec, NumericFeature):
+        raise ValueError(
+            f"a concept drift segments on a categorical or boolean feature: {spec.name}"
+        )
+    categories = spec.categories if isinstance(spec, CategoricalFeature) else ("true", "false")
+    if concept.category not in categories:
+        raise ValueError(
+            f"{spec.name}: concept drift category {concept.category!r} is not one of {categories}"
+        )
