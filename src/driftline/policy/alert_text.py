@@ -130,8 +130,8 @@ class AlertText:
             op = ">" if self.direction == "above" else "<"
         return (
             f"{prefix}{name} {value} {op} {threshold} on {display_feature(f.feature)} of "
-            f"{display_model(f.model_id, f.model_version)} over {f.window_count:,} events "
-            f"ending {display_time(f.window_end)}"
+            f"{display_model(f.model_id, f.model_version)} over {f.window_count:,} "
+            f"{_window_unit(f.feature)} ending {display_time(f.window_end)}"
         )
 
     def description(self) -> str:
@@ -164,3 +164,14 @@ class AlertText:
             f"`{f.statistic}` is the statistic reported by the `{f.detector}` detector."
         )
         return f"{state} {window} {meaning}"
+
+
+def _window_unit(feature: str) -> str:
+    """What a window of ``feature`` counts: joined pairs for realized performance and label
+    drift (windows of labels joined to predictions), predictions for the estimate, else
+    events."""
+    if feature in ("__error__", "__label__"):
+        return "joined labels"
+    if feature == "__estimated_error__":
+        return "predictions"
+    return "events"
