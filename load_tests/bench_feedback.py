@@ -97,7 +97,11 @@ def profile(features: int, *, labels: bool) -> ReferenceProfile:
 
 
 def pipeline(reference: ReferenceProfile) -> Pipeline:
-    settings = parse_settings({"models": [{"model_id": reference.model_id}]})
+    # labels.max_pending 1,000,000 (the default is 100,000): nothing expires in these
+    # streams, and one version holds --pending predictions.
+    settings = parse_settings(
+        {"labels": {"max_pending": 1_000_000}, "models": [{"model_id": reference.model_id}]}
+    )
     return Pipeline(build_plan(settings, {0: reference}))
 
 
@@ -165,6 +169,7 @@ def throughput(
         save_profile(reference, root / f"profile-{index}.json")
         config = root / f"config-{index}.yaml"
         config.write_text(
+            "labels:\n  max_pending: 1000000\n"
             f"models:\n  - model_id: {reference.model_id}\n"
             f"    reference_profile: profile-{index}.json\n"
         )

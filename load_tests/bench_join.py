@@ -7,7 +7,8 @@ events.
 * stream: predictions at 1,000/s of event time, each followed by its feedback label 30 s to
   10 min later (uniform), in event-time order: half the events are labels. Batches of 1,000
   events, as the pipeline hands them over.
-* driftline: ``LabelJoin.process`` (hashing the ids included), default limits.
+* driftline: ``LabelJoin.process`` (hashing the ids included), default limits but
+  ``max_pending`` = ``--pending``.
 * naive: the obvious per-event join: a ``dict`` from event id to (time, prediction) in
   arrival order, a label pops its prediction; capacity by evicting the oldest entry; no
   horizon, no early labels (so it does less than the join). Checkpoint: ``pickle``.
@@ -146,7 +147,9 @@ def main() -> None:
     parser.add_argument("--pending", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
-    limits = LabelSettings().limits()
+    # The default limits, with room for --pending predictions (the default max_pending is
+    # 100,000; the memory and checkpoint figures are for 1,000,000 pending).
+    limits = LabelSettings(max_pending=max(args.pending, LabelSettings().max_pending)).limits()
 
     stream = labelled_stream(args.events)
     events = sum(len(batch) for batch in stream)
