@@ -244,3 +244,29 @@ def test_labels_read_before_any_prediction_of_their_version_wait_and_join(batch:
     assert status["unmatched"] == 0 and status["early_buffered_now"] == 0
     assert pipeline.counters.feedback_unknown == 0
     assert outputs == _run(_pipeline(), labels + predictions, 1_000)
+
+
+def test_before_its_first_label_a_version_remembers_few_predictions() -> None:
+    """A version that gets no labels holds at most PENDING_BEFORE_FIRST_LABEL predictions
+    (memory and checkpoint stay small); labels read a little behind their predictions still
+    join, and from the first label on the join has its configured limits."""
+    from driftline.ground_truth import PENDING_BEFORE_FIRST_LABEL
+
+    events = _stream(30_000, change=None)
+    predictions = [e for e in events if b'"label"' not in e]
+    labels = [e for e in events if b'"label"' in e]
+    pipeline = _pipeline()
+    _run(pipeline, predictions, 1_000)
+    truth = pipeline.versions[("m", "1")].ground_truth  # type: ignore[union-attr]
+    assert truth is not None
+    status = truth.status()
+    assert status["pending_now"] == PENDING_BEFORE_FIRST_LABEL
+    assert status["expired"] == len(predictions) - PENDING_BEFORE_FIRST_LABEL
+    assert truth.join.memory_bytes() < 32 * PENDING_BEFORE_FIRST_LABEL * 1.5
+    recent = {
+        f"e{i}" for i in range(len(predictions) - PENDING_BEFORE_FIRST_LABEL, len(predictions))
+    }
+    late = [e for e in labels if orjson.loads(e)["event_id"] in recent]
+    _run(pipeline, late, 1_000)
+    assert truth.status()["joined"] == len(late) > 0
+    assert truth.join.limits.max_pending == pipeline.plan.labels.max_pending

@@ -14,12 +14,18 @@ that closed their window, for the alert policy.
 Positions: the version's events (predictions and feedback) are numbered from 0 in stream
 order; the join and the performance windows use these numbers, so every result is the same
 whatever the batches.
+
+Until the version's first label (inline or feedback), the join remembers only the last
+:data:`PENDING_BEFORE_FIRST_LABEL` predictions: a version that never gets labels costs
+little memory and checkpoint, and labels read a little behind their predictions (a feedback
+topic catching up) still join. From the first label on, the join has its configured limits.
 """
 
 from __future__ import annotations
 
 import base64
 from collections import deque
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -41,6 +47,8 @@ TASK_CHANGED = (
     "the model version's task changed (models[].task, decision_threshold or the reference "
     "profile's classes): the label join and performance start afresh"
 )
+PENDING_BEFORE_FIRST_LABEL = 10_000
+"""Predictions remembered (at most) before a version's first label."""
 DELAY_SAMPLE = 1_000
 """Label delays kept (of the latest joined pairs) for the status page's p50 / p95."""
 
@@ -62,7 +70,9 @@ class GroundTruth:
         self.limits = limits
         self.settings = settings
         self.label_profile = label_profile
-        self.join = LabelJoin(limits)
+        self.labelled = False
+        """Whether a label of the version was seen (the join then has its full limits)."""
+        self.join = LabelJoin(self._limits())
         self.performance = PerformanceMonitor(spec, reference, settings, label_profile)
         self.position = 0
         """The version's events (predictions and feedback) seen since ground truth began."""
@@ -88,8 +98,35 @@ class GroundTruth:
             return []
         base = self.position
         positions = base + np.arange(n, dtype=np.int64)
+        start = 0
+        if not self.labelled:
+            seen = np.flatnonzero(has_label)
+            start = n if seen.size == 0 else int(seen[0])
+            if start > 0:  # before the first label (no pair can complete there)
+                self.join.process(
+                    JoinInput(
+                        positions[:start],
+                        ids[:start],
+                        times[:start],
+                        has_prediction[:start],
+                        has_label[:start],
+                        codes[:start],
+                        labels[:start],
+                    )
+                )
+            if start < n:  # the first label: the join takes its configured limits
+                self.labelled = True
+                self.join = LabelJoin.from_state(self.join.to_state(), self._limits())
         pairs = self.join.process(
-            JoinInput(positions, ids, times, has_prediction, has_label, codes, labels)
+            JoinInput(
+                positions[start:],
+                ids[start:],
+                times[start:],
+                has_prediction[start:],
+                has_label[start:],
+                codes[start:],
+                labels[start:],
+            )
         )
         self.position += n
         self.feedback += 0 if feedback is None else len(feedback)
@@ -186,6 +223,13 @@ class GroundTruth:
             "metrics": self.performance.metrics(),
         }
 
+    def _limits(self) -> JoinLimits:
+        if self.labelled:
+            return self.limits
+        return replace(
+            self.limits, max_pending=min(self.limits.max_pending, PENDING_BEFORE_FIRST_LABEL)
+        )
+
     def fits(self, state: dict[str, Any]) -> bool:
         """Whether ``state`` (of :meth:`to_state`) was saved for this version's task."""
         return state.get("task") == _spec_state(self.spec)
@@ -195,6 +239,7 @@ class GroundTruth:
             "version": STATE_VERSION,
             "task": _spec_state(self.spec),
             "position": self.position,
+            "labelled": self.labelled,
             "feedback": self.feedback,
             "delays": list(self.delays),
             "join": base64.b64encode(self.join.to_state()).decode("ascii"),
@@ -206,9 +251,10 @@ class GroundTruth:
         if state.get("version") != STATE_VERSION:
             raise ValueError(f"unsupported ground-truth state version {state.get('version')!r}")
         self.position = int(state["position"])
+        self.labelled = bool(state["labelled"])
         self.feedback = int(state["feedback"])
         self.delays = deque((float(d) for d in state["delays"]), maxlen=DELAY_SAMPLE)
-        self.join = LabelJoin.from_state(base64.b64decode(state["join"]), self.limits)
+        self.join = LabelJoin.from_state(base64.b64decode(state["join"]), self._limits())
         self.performance = PerformanceMonitor.from_state(
             state["performance"], self.spec, self.settings, self.label_profile
         )
