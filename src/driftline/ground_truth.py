@@ -15,17 +15,18 @@ Positions: the version's events (predictions and feedback) are numbered from 0 i
 order; the join and the performance windows use these numbers, so every result is the same
 whatever the batches.
 
-Until the version's first label (inline or feedback), the join remembers only the last
-:data:`PENDING_BEFORE_FIRST_LABEL` predictions: a version that never gets labels costs
-little memory and checkpoint, and labels read a little behind their predictions (a feedback
-topic catching up) still join. From the first label on, the join has its configured limits.
+Until the version's first label (inline or feedback), its last
+:data:`PENDING_BEFORE_FIRST_LABEL` predictions are only kept as they came (no hashing, no
+join): a version that never gets labels costs little CPU, memory and checkpoint, and
+labels read a little behind their predictions (a feedback topic catching up) still join:
+at the first label those predictions go into the join, which then runs with its configured
+limits. Predictions pushed out before that count as ``expired``.
 """
 
 from __future__ import annotations
 
 import base64
 from collections import deque
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -71,8 +72,10 @@ class GroundTruth:
         self.settings = settings
         self.label_profile = label_profile
         self.labelled = False
-        """Whether a label of the version was seen (the join then has its full limits)."""
-        self.join = LabelJoin(self._limits())
+        """Whether a label of the version was seen (the join runs from then on)."""
+        self.recent = _RecentPredictions()
+        """Before the first label: the last predictions, kept for the join."""
+        self.join = LabelJoin(limits)
         self.performance = PerformanceMonitor(spec, reference, settings, label_profile)
         self.position = 0
         """The version's events (predictions and feedback) seen since ground truth began."""
@@ -102,21 +105,11 @@ class GroundTruth:
         if not self.labelled:
             seen = np.flatnonzero(has_label)
             start = n if seen.size == 0 else int(seen[0])
-            if start > 0:  # before the first label (no pair can complete there)
-                self.join.process(
-                    JoinInput(
-                        positions[:start],
-                        ids[:start],
-                        times[:start],
-                        has_prediction[:start],
-                        has_label[:start],
-                        codes[:start],
-                        labels[:start],
-                    )
-                )
-            if start < n:  # the first label: the join takes its configured limits
+            # Before the first label every event is a prediction: keep the latest.
+            self.recent.add(positions[:start], ids[:start], times[:start], codes[:start])
+            if start < n:  # the first label: the kept predictions go into the join
                 self.labelled = True
-                self.join = LabelJoin.from_state(self.join.to_state(), self._limits())
+                self.join.process(self.recent.join_input())
         pairs = self.join.process(
             JoinInput(
                 positions[start:],
@@ -208,6 +201,9 @@ class GroundTruth:
     def status(self) -> dict[str, Any]:
         """Counts, label delays and metrics, JSON-ready (for ``/v1/status``)."""
         counts = self.join.counts.to_dict()
+        if not self.labelled:
+            counts["pending_now"] = len(self.recent.ids)
+        counts["expired"] += self.recent.dropped
         delays = np.array(self.delays) if self.delays else None
         return {
             "task": self.spec.task.value,
@@ -223,13 +219,6 @@ class GroundTruth:
             "metrics": self.performance.metrics(),
         }
 
-    def _limits(self) -> JoinLimits:
-        if self.labelled:
-            return self.limits
-        return replace(
-            self.limits, max_pending=min(self.limits.max_pending, PENDING_BEFORE_FIRST_LABEL)
-        )
-
     def fits(self, state: dict[str, Any]) -> bool:
         """Whether ``state`` (of :meth:`to_state`) was saved for this version's task."""
         return state.get("task") == _spec_state(self.spec)
@@ -240,6 +229,7 @@ class GroundTruth:
             "task": _spec_state(self.spec),
             "position": self.position,
             "labelled": self.labelled,
+            "recent": self.recent.to_state(),
             "feedback": self.feedback,
             "delays": list(self.delays),
             "join": base64.b64encode(self.join.to_state()).decode("ascii"),
@@ -252,12 +242,72 @@ class GroundTruth:
             raise ValueError(f"unsupported ground-truth state version {state.get('version')!r}")
         self.position = int(state["position"])
         self.labelled = bool(state["labelled"])
+        self.recent = _RecentPredictions.from_state(state["recent"])
         self.feedback = int(state["feedback"])
         self.delays = deque((float(d) for d in state["delays"]), maxlen=DELAY_SAMPLE)
-        self.join = LabelJoin.from_state(base64.b64decode(state["join"]), self._limits())
+        self.join = LabelJoin.from_state(base64.b64decode(state["join"]), self.limits)
         self.performance = PerformanceMonitor.from_state(
             state["performance"], self.spec, self.settings, self.label_profile
         )
+
+
+class _RecentPredictions:
+    """The last :data:`PENDING_BEFORE_FIRST_LABEL` predictions of a version without a label
+    yet, as they came (stream positions, ids, event times, codes)."""
+
+    def __init__(self) -> None:
+        self.positions: list[int] = []
+        self.ids: list[str] = []
+        self.times: list[float] = []
+        self.codes: list[float] = []
+        self.dropped = 0
+        """Predictions pushed out (never joined: counted ``expired``)."""
+
+    def add(
+        self, positions: npt.NDArray[np.int64], ids: list[str], times: Floats, codes: Floats
+    ) -> None:
+        self.positions += positions.tolist()
+        self.ids += ids
+        self.times += times.tolist()
+        self.codes += codes.tolist()
+        excess = len(self.ids) - PENDING_BEFORE_FIRST_LABEL
+        if excess > 0:
+            self.dropped += excess
+            del self.positions[:excess], self.ids[:excess], self.times[:excess]
+            del self.codes[:excess]
+
+    def join_input(self) -> JoinInput:
+        n = len(self.ids)
+        return JoinInput(
+            np.array(self.positions, dtype=np.int64),
+            self.ids,
+            np.array(self.times, dtype=np.float64),
+            np.ones(n, dtype=np.bool_),
+            np.zeros(n, dtype=np.bool_),
+            np.array(self.codes, dtype=np.float64),
+            np.full(n, np.nan),
+        )
+
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "positions": self.positions,
+            "ids": self.ids,
+            "times": base64.b64encode(np.array(self.times, dtype=np.float64).tobytes()).decode(),
+            "codes": base64.b64encode(np.array(self.codes, dtype=np.float64).tobytes()).decode(),
+            "dropped": self.dropped,
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> _RecentPredictions:
+        recent = cls()
+        recent.positions = [int(p) for p in state["positions"]]
+        recent.ids = [str(i) for i in state["ids"]]
+        recent.times = np.frombuffer(base64.b64decode(state["times"]), dtype=np.float64).tolist()
+        recent.codes = np.frombuffer(base64.b64decode(state["codes"]), dtype=np.float64).tolist()
+        recent.dropped = int(state["dropped"])
+        if not len(recent.ids) == len(recent.positions) == len(recent.times) == len(recent.codes):
+            raise ValueError("recent predictions: columns of different lengths")
+        return recent
 
 
 def _spec_state(spec: TaskSpec) -> list[Any]:
