@@ -21,6 +21,7 @@ from typing import Any
 
 import orjson
 
+from bench_core import cpu_model
 from driftline.events import decode_batch
 
 FEATURES = 20
@@ -97,17 +98,6 @@ def events_per_second(
                 decode(batch)
             best[name] = min(best[name], time.process_time() - started)
     return {name: count / seconds for name, seconds in best.items()}
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def main() -> None:

@@ -10,24 +10,14 @@ import platform
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 from river import drift as river_drift
 
+from bench_core import cpu_model
 from driftline.detectors import ADWIN, PageHinkley, PageHinkleyBank
 
 N_FEATURES = 20
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def best_of(repeats: int, run: Callable[[], object]) -> tuple[float, object]:

@@ -27,24 +27,14 @@ import platform
 import time
 import tracemalloc
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from bench_core import cpu_model
 from driftline.labels import JoinInput, LabelJoin, LabelSettings
 
 BATCH = 1_000
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def labelled_stream(events: int, seed: int = 7) -> list[JoinInput]:

@@ -60,6 +60,7 @@ import yaml
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.partitioner import DefaultPartitioner
 
+from bench_core import cpu_model
 from driftline.config import Settings, parse_settings
 from driftline.demo.scenario import (
     NumericFeature,
@@ -101,16 +102,6 @@ def progress(message: str) -> None:
 
 
 # --------------------------------------------------------------------------- machine
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def cpu_seconds(pid: int) -> float:
