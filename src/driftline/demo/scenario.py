@@ -580,9 +580,9 @@ def stream_lines(scenario: Scenario, *, labels_until_ms: int | None = None) -> I
         yield StreamLine(due, labelled, True, text)
 
 
-def _feedback_lines(scenario: Scenario, block: _Block, label_times: list[int]) -> list[bytes]:
-    """The feedback events of a block's predictions (their labels at ``label_times``)."""
-    assert block.label is not None
+def _envelope_pieces(scenario: Scenario) -> tuple[bytes, bytes]:
+    """The serialised envelope around an event's index (``id_head``) and up to its
+    timestamp (``middle``): ``id_head + index + middle + timestamp`` starts the event."""
     dumps = orjson.dumps
     id_head = b'{"event_id":' + dumps(f"{scenario.model_id}-{scenario.seed}-")[:-1]
     middle = (
@@ -592,6 +592,13 @@ def _feedback_lines(scenario: Scenario, block: _Block, label_times: list[int]) -
         + dumps(scenario.model_version)
         + b',"timestamp":'
     )
+    return id_head, middle
+
+
+def _feedback_lines(scenario: Scenario, block: _Block, label_times: list[int]) -> list[bytes]:
+    """The feedback events of a block's predictions (their labels at ``label_times``)."""
+    assert block.label is not None
+    id_head, middle = _envelope_pieces(scenario)
     stamps = _json_scalars(_format_times(scenario, np.asarray(label_times, dtype=np.int64)))
     labels = _json_scalars(block.label)
     return [
@@ -1041,14 +1048,7 @@ def _block_lines(scenario: Scenario, block: _Block) -> list[bytes]:
     n = len(block)
     dumps = orjson.dumps
     indices = np.arange(block.lo, block.lo + n, dtype=np.int64)
-    id_head = b'{"event_id":' + dumps(f"{scenario.model_id}-{scenario.seed}-")[:-1]
-    middle = (
-        b'","model_id":'
-        + dumps(scenario.model_id)
-        + b',"model_version":'
-        + dumps(scenario.model_version)
-        + b',"timestamp":'
-    )
+    id_head, middle = _envelope_pieces(scenario)
     heads = [
         id_head + str(index).encode() + middle + timestamp + b',"features":'
         for index, timestamp in zip(
