@@ -163,6 +163,9 @@ class ModelMonitor:
         self.learning_started: list[tuple[int, str]] = []
         """(batch index, column) of every column that started learning, until the caller
         takes them (the shell logs them: the core does not log)."""
+        self.late_monitored_after: dict[str, int] = {}
+        """The version's event count when each column learned from live events started
+        to be monitored in this process (not state: ground truth reads it right away)."""
         self.last_window: ClosedWindow | None = None
         """Each feature's distribution in the last closed window (for pictures; not part of
         the state: ``None`` until a window closes, also after a restore)."""
@@ -213,6 +216,7 @@ class ModelMonitor:
         """Start monitoring columns whose reference was learned from live events."""
         for feature in features:
             self._add_window(feature.name, feature)
+            self.late_monitored_after[feature.name] = self.sequence
         if features:
             self.numeric_batches = numeric_batches(list(self.windows.values()))
 

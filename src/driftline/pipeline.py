@@ -417,6 +417,14 @@ class Pipeline:
                         version_found.extend((index, key, f) for index, f in found_part)
                     if truth is None:  # starts with the first events the monitor monitors
                         truth = version.start_ground_truth()
+                        learned = version.monitor.late_monitored_after.get(PREDICTION_FEATURE)
+                        if truth is not None and learned is not None:
+                            # The task came from the prediction's reference learned live:
+                            # from the event after it was (a batch-independent point).
+                            row = learned - sequences[key]
+                            monitored_from = (
+                                int(batch.indices[row]) if 0 <= row < len(batch) else None
+                            )
                     if truth is not None and monitored_from is not None:
                         found_truth = truth.observe(
                             key[0],
