@@ -560,15 +560,19 @@ class PerformanceMonitor:
         ):
             return []
         p = np.asarray(predictions, dtype=np.float64)
-        valid = np.flatnonzero(~np.isnan(p)).tolist()
+        valid = np.flatnonzero(~np.isnan(p))
         out: Positioned = []
         size = self.settings.prediction_window
-        for i in valid:
+        start = 0
+        while start < valid.size:  # one slice per window (filled or left open)
+            take = valid[start : start + size - len(self.predictions)]
+            start += take.size
             if not self.predictions:
-                self.prediction_window_start = float(timestamps[i])
-            self.predictions.append(float(p[i]))
+                self.prediction_window_start = float(timestamps[take[0]])
+            self.predictions.extend(p[take].tolist())
             if len(self.predictions) < size:
                 continue
+            i = int(take[-1])
             window = np.array(self.predictions)
             self.predictions = []
             estimate, n = expected_error_rate(

@@ -58,6 +58,18 @@ class Episode:
     firing_id: str
     """Id of its ``firing`` alert event."""
 
+    @classmethod
+    def opened_by(cls, alert: Alert) -> Episode:
+        """The episode a ``firing`` alert opens."""
+        return cls(
+            fingerprint=alert.fingerprint,
+            severity=alert.severity,
+            breach_start=alert.breach_start,
+            starts_at=alert.starts_at,
+            ends_at=None,
+            firing_id=alert.id,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class VersionHistory:
@@ -154,16 +166,7 @@ class FindingHistory:
         if alert.status == "firing":
             if any(e.firing_id == alert.id for e in episodes):
                 return  # seen already
-            episodes.append(
-                Episode(
-                    fingerprint=alert.fingerprint,
-                    severity=alert.severity,
-                    breach_start=alert.breach_start,
-                    starts_at=alert.starts_at,
-                    ends_at=None,
-                    firing_id=alert.id,
-                )
-            )
+            episodes.append(Episode.opened_by(alert))
             return
         for index in range(len(episodes) - 1, -1, -1):
             episode = episodes[index]

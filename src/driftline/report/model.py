@@ -306,16 +306,7 @@ def _series(
         e.fingerprint == firing.fingerprint and e.ends_at is None for e in episodes
     ):
         # Firing since before this process recorded anything (restored from a checkpoint).
-        episodes.append(
-            Episode(
-                fingerprint=firing.fingerprint,
-                severity=firing.severity,
-                breach_start=firing.breach_start,
-                starts_at=firing.starts_at,
-                ends_at=None,
-                firing_id=firing.id,
-            )
-        )
+        episodes.append(Episode.opened_by(firing))
     statistic = history.statistics.get(pair) or (latest.statistic if latest else detector)
     return DetectorSeries(
         detector=detector,
