@@ -288,13 +288,9 @@ def _classes(labels: Sequence[Scalar], predicted: Sequence[Scalar]) -> tuple[str
 
 def encode_labels(spec: TaskSpec, values: Sequence[Scalar]) -> npt.NDArray[np.float64]:
     """One float64 code per label (see the module docstring); NaN where it does not fit."""
-    out = np.full(len(values), np.nan)
     if spec.task is Task.REGRESSION:
-        for i, v in enumerate(values):
-            if _is_number(v):
-                out[i] = float(v)  # type: ignore[arg-type]
-        out[~np.isfinite(out)] = np.nan
-        return out
+        return _numbers(values, len(values))
+    out = np.full(len(values), np.nan)
     if spec.task is Task.BINARY:
         for i, v in enumerate(values):
             if isinstance(v, bool) or (_is_number(v) and v in (0, 1)):

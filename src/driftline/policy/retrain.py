@@ -295,7 +295,7 @@ class RetrainPolicy:
     def _reason(self, monitored_features: int) -> tuple[ReasonCode, str] | None:
         s = self.settings
         alerts = self.firing()
-        for enabled, name, reason, text in (
+        rules: tuple[tuple[bool, str, ReasonCode, str], ...] = (
             (s.on_performance_drift, PERFORMANCE_ALERT, "performance_drift", "Performance"),
             (
                 s.on_estimated_performance_drift,
@@ -303,11 +303,11 @@ class RetrainPolicy:
                 "estimated_performance_drift",
                 "Estimated performance",
             ),
-        ):
+        )
+        for enabled, name, reason, text in rules:
             performance = [a for a in alerts if a.labels.get("alertname") == name]
             if enabled and performance:
-                code: ReasonCode = reason  # type: ignore[assignment]
-                return code, text + " " + _alert_text(_strongest(performance))
+                return reason, text + " " + _alert_text(_strongest(performance))
         if s.on_critical:
             critical = [a for a in alerts if a.severity == "critical"]
             if critical:
