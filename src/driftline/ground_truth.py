@@ -316,12 +316,10 @@ def _spec_state(spec: TaskSpec) -> list[Any]:
 
 def prediction_codes(spec: TaskSpec, batch: ModelBatch) -> Floats:
     """The join's code of each row's prediction (NaN where none or not fitting the task)."""
-    numeric = batch.numeric_columns
-    if numeric is not None and (
-        spec.task is Task.REGRESSION
-        or (spec.task is Task.BINARY and spec.prediction_kind == "probability")
+    if spec.task is Task.REGRESSION or (
+        spec.task is Task.BINARY and spec.prediction_kind == "probability"
     ):
-        column = numeric.get(PREDICTION_FEATURE)
+        column = batch.numeric_array(PREDICTION_FEATURE)
         if column is not None:
             codes = np.array(column, dtype=np.float64)
             if spec.task is Task.BINARY:
@@ -332,10 +330,9 @@ def prediction_codes(spec: TaskSpec, batch: ModelBatch) -> Floats:
 
 def inline_label_present(batch: ModelBatch) -> npt.NDArray[np.bool_]:
     """Which rows carry a (non-null) inline label."""
-    numeric = batch.numeric_columns
-    if numeric is not None:
-        column = numeric.get(LABEL_FEATURE)
-        return np.zeros(len(batch), dtype=np.bool_) if column is None else ~np.isnan(column)
+    column = batch.numeric_array(LABEL_FEATURE)
+    if column is not None:
+        return ~np.isnan(column)
     values = batch.column(LABEL_FEATURE)
     if values is None:
         return np.zeros(len(batch), dtype=np.bool_)
@@ -344,11 +341,8 @@ def inline_label_present(batch: ModelBatch) -> npt.NDArray[np.bool_]:
 
 def inline_label_codes(spec: TaskSpec, batch: ModelBatch) -> Floats:
     """The join's code of each row's inline label (NaN where none or not fitting)."""
-    numeric = batch.numeric_columns
-    if numeric is not None and spec.task is not Task.MULTICLASS:
-        column = numeric.get(LABEL_FEATURE)
-        if column is None:
-            return np.full(len(batch), np.nan)
+    column = batch.numeric_array(LABEL_FEATURE)
+    if column is not None and spec.task is not Task.MULTICLASS:
         codes = np.array(column, dtype=np.float64)
         if spec.task is Task.BINARY:
             codes[(codes != 0.0) & (codes != 1.0)] = np.nan
