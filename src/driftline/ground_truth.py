@@ -137,7 +137,7 @@ class GroundTruth:
             positions[rows],
             model_id=model_id,
             model_version=model_version,
-            event_ids=[ids[i] for i in rows.tolist()],
+            event_ids=ids if len(rows) == len(ids) else [ids[i] for i in rows.tolist()],
         )
         found.sort(key=lambda item: item[0])  # stable: each window's findings together
         return [(int(indices[position - base]), finding) for position, finding in found]
@@ -184,6 +184,16 @@ class GroundTruth:
             empty = np.zeros(0)
             none = np.zeros(0, dtype=np.bool_)
             return np.zeros(0, dtype=np.int64), [], empty, none, none, empty, empty
+        if len(parts_indices) == 1:  # one kind of event: in stream order already
+            return (
+                parts_indices[0],
+                ids,
+                parts_times[0],
+                parts_is_prediction[0],
+                parts_has_label[0],
+                parts_codes[0],
+                parts_labels[0],
+            )
         indices = np.concatenate(parts_indices)
         order = np.argsort(indices, kind="stable")
         return (
