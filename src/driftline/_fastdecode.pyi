@@ -17,6 +17,7 @@ Group = tuple[
     list[bytes | None],  # per column: uint8 1 where the value was an explicit null, or None
     list[list[str | bool | int | float | None] | None],  # per column with a string or
     # boolean: every row's value (None where null or absent), else None
+    list[str | None] | None,  # request ids (None where absent), or None when no row has one
 ]
 
 def decode(
