@@ -11,10 +11,12 @@ the critical threshold), *warning* (breaches the warning threshold only) or *cle
 
 Transitions, checked after every counted finding:
 
-- **fire** when not firing and the critical streak (which takes precedence) or the warning
-  streak reaches ``fire_after``, unless the key is cooling down (below);
-- **escalate** when firing as warning and the critical streak reaches ``fire_after``: a
-  ``resolved`` event for the warning alert, then a ``firing`` event for the critical one;
+- **fire** when not firing, unless the key is cooling down (below): a critical alert when
+  the critical streak reaches ``critical_fire_after`` (default 1: the first critical
+  window), else a warning alert when the warning streak reaches ``fire_after`` (default 3);
+- **escalate** when firing as warning and the critical streak reaches
+  ``critical_fire_after``: a ``resolved`` event for the warning alert, then a ``firing``
+  event for the critical one;
 - **resolve** when firing and the clear streak reaches ``resolve_after``. A firing
   critical alert never de-escalates to warning: windows between the two thresholds keep
   it firing.
@@ -123,7 +125,10 @@ class AlertSettings(StrictSettings):
     """Debounce settings shared by all alerts of a policy (config key ``alerts``)."""
 
     fire_after: int = Field(3, gt=0)
-    """Consecutive breaching windows needed to fire."""
+    """Consecutive breaching windows needed to fire (a warning; see ``critical_fire_after``)."""
+    critical_fire_after: int = Field(1, gt=0)
+    """Consecutive critical windows needed to fire a critical alert, or to escalate a firing
+    warning; 1: at once. Set it to ``fire_after`` for one rule for both severities."""
     resolve_after: int = Field(3, gt=0)
     """Consecutive clear windows needed to resolve."""
     cooldown_seconds: float = Field(600.0, ge=0, allow_inf_nan=False)
@@ -348,7 +353,10 @@ class AlertPolicy:
 
         if state.firing is None:
             return self._maybe_fire(state, finding, thresholds)
-        if state.firing.severity == "warning" and state.critical_streak >= self.settings.fire_after:
+        if (
+            state.firing.severity == "warning"
+            and state.critical_streak >= self.settings.critical_fire_after
+        ):
             return self._escalate(state, finding, thresholds)
         if state.clear_streak >= self.settings.resolve_after:
             return [self._resolve(state, finding, thresholds)]
@@ -451,11 +459,10 @@ class AlertPolicy:
     def _maybe_fire(
         self, state: _AlertState, finding: Finding, thresholds: Thresholds
     ) -> list[Alert]:
-        fire_after = self.settings.fire_after
         severity: Severity
-        if state.critical_streak >= fire_after:
+        if state.critical_streak >= self.settings.critical_fire_after:
             severity, streak = "critical", state.critical_streak
-        elif state.warning_streak >= fire_after and thresholds.warning is not None:
+        elif state.warning_streak >= self.settings.fire_after and thresholds.warning is not None:
             severity, streak = "warning", state.warning_streak
         else:
             return []
