@@ -97,7 +97,9 @@ def encode(columns: dict[str, Sequence[object]], first: int) -> list[bytes]:
     ]
 
 
-def findings_of(profile: ReferenceProfile, window: int, batches: Iterator[list[bytes]]) -> Iterator[Finding]:
+def findings_of(
+    profile: ReferenceProfile, window: int, batches: Iterator[list[bytes]]
+) -> Iterator[Finding]:
     """Every finding of a fresh pipeline over ``batches``, in stream order."""
     settings = parse_settings({"models": [{"model_id": "m"}], "window": {"events": window}})
     pipeline = Pipeline(build_plan(settings, {0: profile}))

@@ -626,7 +626,11 @@ def _old_rule(
         clear = clear + 1 if level is None else 0
         if firing is None:
             severity = (
-                "critical" if critical >= fire_after else "warning" if warning >= fire_after else None
+                "critical"
+                if critical >= fire_after
+                else "warning"
+                if warning >= fire_after
+                else None
             )
             cooling = resolved_at is not None and end < resolved_at + cooldown
             if severity is not None and not cooling:
