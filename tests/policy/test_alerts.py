@@ -669,3 +669,17 @@ def test_critical_fire_after_equal_to_fire_after_is_the_old_rule(
         f = finding(value, i, sample_size=1_000 if enough else 10, end=T0 + 30.0 * i + gap)
         events += [(a.status, a.severity, a.transition, i) for a in policy.observe(f)]
     assert events == _old_rule(stream, fire_after, resolve_after, cooldown)
+
+
+def test_a_state_saved_under_the_three_window_rule_continues_under_the_default() -> None:
+    """The state format did not change: a checkpoint taken mid-streak under
+    ``critical_fire_after: 3`` restores, and its critical streak counts."""
+    old = make_policy(critical_fire_after=3)
+    assert feed(old, [0.3, 0.3]) == []
+    state = json.loads(json.dumps(old.to_state()))
+    restored = AlertPolicy.from_state(
+        state, source=SOURCE, settings=AlertSettings(), thresholds=lambda _f, _d: PSI
+    )
+    [fired] = restored.observe(finding(0.3, 2))
+    assert (fired.severity, fired.breach_start) == ("critical", finding(0.3, 0).window_start)
+    assert "for 3 consecutive windows" in fired.event["data"]["annotations"]["description"]
