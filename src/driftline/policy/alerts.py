@@ -31,9 +31,10 @@ these rates are not negligible, a single window beyond the critical threshold st
 than the three windows beyond the warning threshold that the warning rule accepts: PSI at
 200 values ~1e-7 per window against 4.7e-6, Jensen-Shannon of 21 bins at 300 values
 1.6e-5 against 0.39. The performance z statistics have their critical threshold at 6
-for the same reason (P(z > 6) ~1e-9 < P(z > 3)^3 ~2.4e-9). Stream detectors (ADWIN, Page-Hinkley) have no critical threshold:
-their detections keep the three-window rule. ``critical_fire_after`` equal to
-``fire_after`` is the rule of earlier versions (one count for both severities), exactly.
+for the same reason (P(z > 6) ~1e-9 < P(z > 3)^3 ~2.4e-9). Stream detectors (ADWIN,
+Page-Hinkley) have no critical threshold: their detections keep the three-window rule.
+``critical_fire_after`` equal to ``fire_after`` is the rule of earlier versions (one count
+for both severities), exactly.
 ``load_tests/bench_alert_delay.py`` measures both rules' delays and false alerts.
 
 Cooldown: after a resolve the key cannot fire again until a finding's ``window_end`` is at
