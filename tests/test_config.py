@@ -13,6 +13,7 @@ def test_minimal_config_gets_documented_defaults(tmp_path: Path) -> None:
     assert settings.window.events == 1000
     assert settings.window.duration_seconds is None
     assert settings.alerts.fire_after == 3
+    assert settings.alerts.critical_fire_after == 1
     assert settings.detectors[FeatureKind.NUMERIC][0] == "psi"
     assert settings.models[0].reference_profile == tmp_path / "p.json"
     assert settings.source == "/driftline/driftline"
@@ -35,6 +36,8 @@ def test_example_config_is_valid() -> None:
         ({"detectors": {"categorical": ["ks"]}}, "does not apply to categorical"),
         ({"thresholds": {"bogus": {"warning": 1}}}, "unknown detector 'bogus'"),
         ({"alerts": {"fire_after": -1}}, "alerts.fire_after"),
+        ({"alerts": {"critical_fire_after": 0}}, "alerts.critical_fire_after"),
+        ({"alerts": {"critical_fire_after": "once"}}, "alerts.critical_fire_after"),
         ({"models": [{"model_id": "a"}, {"model_id": "a"}]}, "duplicate entry"),
         ([1, 2], "top level must be a mapping"),
     ],

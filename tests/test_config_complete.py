@@ -57,6 +57,7 @@ BAD: list[tuple[str, dict[str, Any], str]] = [
     ("categories", {"warmup_max_categories": 5}, "warmup_max_categories"),
     ("sample", {"warmup_sample_values": 10}, "warmup_sample_values"),
     ("alerts", {"alerts": {"fire_after": 0}}, "alerts.fire_after"),
+    ("alerts-critical", {"alerts": {"critical_fire_after": 0}}, "alerts.critical_fire_after"),
     ("retrain", {"retrain": {"min_drifted_share": 2}}, "retrain.min_drifted_share"),
     ("performance", {"performance": {"detectors": ["psi"]}}, "performance.detectors"),
     (

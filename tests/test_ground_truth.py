@@ -85,13 +85,16 @@ def _pipeline() -> Pipeline:
 
 
 def _run(pipeline: Pipeline, events: list[bytes], batch: int) -> list[bytes]:
-    out: list[bytes] = []
+    """The alerts, then the retrain requests, each in stream order (as on their two topics:
+    how a batch's two lists interleave depends on the batch)."""
+    alerts: list[bytes] = []
+    requests: list[bytes] = []
     for start in range(0, len(events), batch):
         result = pipeline.process(events[start : start + batch])
         assert result.dead_letters == []
-        out += [a.to_json() for a in result.alerts]
-        out += [r.to_json() for r in result.retrain_requests]
-    return out
+        alerts += [a.to_json() for a in result.alerts]
+        requests += [r.to_json() for r in result.retrain_requests]
+    return alerts + requests
 
 
 @pytest.fixture(scope="module")

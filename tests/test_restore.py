@@ -272,7 +272,12 @@ def test_an_internal_error_quarantines_only_its_version(
     assert _of(failing, "other") == _of(only_other, "other")
     # The failing version: its outputs up to the failure, then one internal-error alert.
     m_events = [orjson.loads(x) for x in _of(failing, "m")]
-    internal = [e for e in m_events if e["data"]["labels"]["alertname"] == "DriftlineInternalError"]
+    internal = [
+        e
+        for e in m_events
+        if e["type"] == "io.driftline.alert.v1"
+        and e["data"]["labels"]["alertname"] == "DriftlineInternalError"
+    ]
     assert len(internal) == 1
     data = internal[0]["data"]
     assert data["status"] == "firing"

@@ -1,6 +1,7 @@
 """The acceptance numbers of model performance monitoring (issue 10, section 3), through
-the real AlertPolicy with the default settings (windows of 1,000 pairs, fire_after 3),
-labels arriving 30 s to 10 min after their predictions (one prediction per second).
+the real AlertPolicy with the default settings (windows of 1,000 pairs, fire_after 3,
+critical_fire_after 1), labels arriving 30 s to 10 min after their predictions (one
+prediction per second).
 
 * Stationary model, 10^6 joined pairs: no PerformanceDrift alert (binary probabilities:
   error_rate, log_loss, ADWIN, Page-Hinkley; regression: mae, ADWIN, Page-Hinkley), with a

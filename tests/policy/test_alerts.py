@@ -6,6 +6,7 @@ import json
 from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -81,9 +82,9 @@ def kinds(alerts: Sequence[Alert]) -> list[tuple[str, str]]:
 # -- firing -------------------------------------------------------------------------------
 
 
-def test_fires_after_n_breaches_not_before() -> None:
+def test_a_critical_window_fires_at_once() -> None:
     policy = make_policy()
-    assert feed(policy, [0.3, 0.3]) == []
+    assert feed(policy, [0.15, 0.15]) == []  # two warning windows: not yet fire_after
     [alert] = policy.observe(finding(0.3, 2))
     trigger = finding(0.3, 2)
 
@@ -129,10 +130,23 @@ def test_fires_after_n_breaches_not_before() -> None:
         "sequence": 15_000,
     }
     assert policy.firing() == [alert]
+    assert alert.breach_start == finding(0.15, 0).window_start  # the warning streak's start
+
+
+def test_critical_fire_after_n_needs_n_critical_windows() -> None:
+    policy = make_policy(critical_fire_after=3)
+    assert feed(policy, [0.3, 0.3]) == []
+    assert kinds(feed(policy, [0.3], start=2)) == [("firing", "critical")]
+    policy = make_policy(critical_fire_after=2, fire_after=4)
+    assert feed(policy, [0.3, 0.05, 0.3]) == []
+    assert kinds(feed(policy, [0.3], start=3)) == [("firing", "critical")]
 
 
 def test_a_clean_window_resets_the_streak() -> None:
     policy = make_policy()
+    assert feed(policy, [0.15, 0.15, 0.05, 0.15, 0.15]) == []
+    assert kinds(feed(policy, [0.15], start=5)) == [("firing", "warning")]
+    policy = make_policy(critical_fire_after=3)
     assert feed(policy, [0.3, 0.3, 0.05, 0.3, 0.3]) == []
     assert kinds(feed(policy, [0.3], start=5)) == [("firing", "critical")]
 
@@ -143,10 +157,12 @@ def test_warning_breaches_fire_a_warning() -> None:
     assert kinds(alerts) == [("firing", "warning")]
     assert alerts[0].threshold == 0.1
     assert alerts[0].event["data"]["statistic"]["threshold"] == 0.1
+    description = alerts[0].event["data"]["annotations"]["description"]
+    assert "above the warning threshold 0.10 for 3 consecutive windows" in description
 
 
 def test_critical_takes_precedence_when_both_streaks_reach_fire_after() -> None:
-    alerts = feed(make_policy(), [0.3, 0.3, 0.3])
+    alerts = feed(make_policy(critical_fire_after=3), [0.3, 0.3, 0.3])
     assert kinds(alerts) == [("firing", "critical")]
 
 
@@ -156,7 +172,7 @@ def test_a_breach_exactly_at_the_threshold_is_not_a_breach() -> None:
 
 
 def test_mixed_streak_fires_warning_then_escalates() -> None:
-    policy = make_policy()
+    policy = make_policy(critical_fire_after=3)
     assert kinds(feed(policy, [0.15, 0.3, 0.3])) == [("firing", "warning")]
     warning = policy.firing()[0]
     escalation = policy.observe(finding(0.3, 3))
@@ -173,8 +189,16 @@ def test_mixed_streak_fires_warning_then_escalates() -> None:
     assert policy.firing() == [critical]
 
 
-def test_escalation_needs_fire_after_critical_breaches() -> None:
+def test_a_firing_warning_escalates_on_one_critical_window() -> None:
     policy = make_policy()
+    assert kinds(feed(policy, [0.15, 0.15, 0.15])) == [("firing", "warning")]
+    escalation = feed(policy, [0.3], start=3)
+    assert kinds(escalation) == [("resolved", "warning"), ("firing", "critical")]
+    assert {a.transition for a in escalation} == {"escalated"}
+
+
+def test_escalation_needs_critical_fire_after_critical_breaches() -> None:
+    policy = make_policy(critical_fire_after=3)
     feed(policy, [0.15, 0.15, 0.15])
     assert feed(policy, [0.3, 0.3, 0.15, 0.3, 0.3], start=3) == []
     assert kinds(feed(policy, [0.3], start=8)) == [("resolved", "warning"), ("firing", "critical")]
@@ -182,15 +206,16 @@ def test_escalation_needs_fire_after_critical_breaches() -> None:
 
 def test_min_samples_findings_neither_breach_nor_clear() -> None:
     policy = make_policy()
-    assert feed(policy, [0.3, 0.3]) == []
-    assert policy.observe(finding(0.3, 2, sample_size=199)) == []
-    assert policy.observe(finding(0.0, 3, sample_size=10)) == []
-    assert policy.observe(finding(float("nan"), 4)) == []
-    assert kinds(policy.observe(finding(0.3, 5))) == [("firing", "critical")]
+    assert policy.observe(finding(0.9, 0, sample_size=199)) == []  # not even a critical one
+    assert feed(policy, [0.15, 0.15], start=1) == []
+    assert policy.observe(finding(0.15, 3, sample_size=199)) == []
+    assert policy.observe(finding(0.0, 4, sample_size=10)) == []
+    assert policy.observe(finding(float("nan"), 5)) == []
+    assert kinds(policy.observe(finding(0.15, 6))) == [("firing", "warning")]
     # and while firing, ignored clean windows do not count towards resolving
-    feed(policy, [0.0, 0.0], start=6)
-    assert feed(policy, [0.0] * 3, start=8, sample_size=1) == []
-    assert kinds(feed(policy, [0.0], start=11)) == [("resolved", "critical")]
+    feed(policy, [0.0, 0.0], start=7)
+    assert feed(policy, [0.0] * 3, start=9, sample_size=1) == []
+    assert kinds(feed(policy, [0.0], start=12)) == [("resolved", "warning")]
 
 
 def test_resolves_after_m_clear_windows() -> None:
@@ -253,7 +278,7 @@ def test_cooldown_does_not_fire_without_a_streak() -> None:
     policy = make_policy(cooldown_seconds=60.0)
     feed(policy, [0.3] * 3)
     [resolved] = feed(policy, [0.0] * 3, start=3)
-    assert policy.observe(finding(0.3, 6, end=resolved.time + 3600.0)) == []
+    assert policy.observe(finding(0.15, 6, end=resolved.time + 3600.0)) == []
 
 
 def test_direction_below_for_p_values() -> None:
@@ -261,7 +286,7 @@ def test_direction_below_for_p_values() -> None:
     policy = make_policy(chi2)
     kw = {"feature": "country", "detector": "chi_square", "statistic": "chi_square_p_value"}
     assert feed(policy, [0.01, 0.01, 0.05], **kw) == []  # 0.01 is only a warning, 0.05 clear
-    assert feed(policy, [0.001, 0.004], start=3, **kw) == []
+    assert feed(policy, [0.04, 0.02], start=3, **kw) == []
     [fired] = feed(policy, [0.0001], start=5, **kw)
     assert fired.severity == "critical"
     summary = fired.event["data"]["annotations"]["summary"]
@@ -320,7 +345,7 @@ def test_warning_and_critical_of_the_same_thing_have_different_fingerprints() ->
 def test_summary_has_the_on_call_shape() -> None:
     policy = make_policy()
     alerts: list[Alert] = []
-    for k, value in enumerate([0.31, 0.31, 0.31, 0.04, 0.04, 0.04]):
+    for k, value in enumerate([0.15, 0.15, 0.31, 0.04, 0.04, 0.04]):
         alerts += policy.observe(finding(value, k, end=T0 + 60.0 * (k - 2)))
     fired, resolved = alerts
     assert fired.event["data"]["annotations"]["summary"] == (
@@ -332,7 +357,7 @@ def test_summary_has_the_on_call_shape() -> None:
         "ending 2026-11-27 14:06:12 UTC"
     )
     description = fired.event["data"]["annotations"]["description"]
-    assert "above the critical threshold 0.25 for 3 consecutive windows" in description
+    assert "above the critical threshold 0.25 in the latest window" in description
     assert "5,000 events" in description and "1,000 values" in description
     assert "2026-11-27 14:00:12 UTC to 2026-11-27 14:03:12 UTC" in description
     assert "population stability index" in description
@@ -397,7 +422,7 @@ def test_runbook_annotation_is_optional() -> None:
 
 def test_alert_is_detached_from_the_finding_evidence() -> None:
     policy = make_policy()
-    feed(policy, [0.3, 0.3])
+    feed(policy, [0.15, 0.15])
     trigger = finding(0.3, 2)
     trigger.evidence["bins"].append(9.9)
     [alert] = policy.observe(trigger)
@@ -470,6 +495,8 @@ def test_state_round_trip_mid_stream_continues_identically() -> None:
             thresholds=lambda _f, _d: PSI,
         )
         assert restored.to_state() == head.to_state()
+        # the same bytes too (the pipeline's checkpoint does not sort keys)
+        assert orjson.dumps(restored.to_state()) == orjson.dumps(head.to_state())
         assert restored.firing() == head.firing()
         assert before + run(restored, findings[split:]) == expected
 
@@ -503,7 +530,13 @@ def test_thresholds_validation(kwargs: dict[str, object]) -> None:
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"fire_after": 0}, {"resolve_after": 0}, {"cooldown_seconds": -1.0}, {"min_samples": -1}],
+    [
+        {"fire_after": 0},
+        {"critical_fire_after": 0},
+        {"resolve_after": 0},
+        {"cooldown_seconds": -1.0},
+        {"min_samples": -1},
+    ],
 )
 def test_settings_validation(kwargs: dict[str, object]) -> None:
     with pytest.raises(ValueError):
@@ -519,14 +552,22 @@ values = st.sampled_from([0.0, 0.05, 0.1, 0.15, 0.25, 0.3, 0.6])
 @given(
     stream=st.lists(st.tuples(values, st.booleans(), st.integers(1, 400)), max_size=80),
     fire_after=st.integers(1, 4),
+    critical_fire_after=st.integers(1, 4),
     resolve_after=st.integers(1, 4),
     cooldown=st.sampled_from([0.0, 60.0, 300.0]),
 )
 def test_invariants(
-    stream: list[tuple[float, bool, int]], fire_after: int, resolve_after: int, cooldown: float
+    stream: list[tuple[float, bool, int]],
+    fire_after: int,
+    critical_fire_after: int,
+    resolve_after: int,
+    cooldown: float,
 ) -> None:
     policy = make_policy(
-        fire_after=fire_after, resolve_after=resolve_after, cooldown_seconds=cooldown
+        fire_after=fire_after,
+        critical_fire_after=critical_fire_after,
+        resolve_after=resolve_after,
+        cooldown_seconds=cooldown,
     )
     counted: list[float] = []  # values of the counted findings so far
     last_status: dict[str, str] = {}
@@ -542,10 +583,11 @@ def test_invariants(
             # statuses of one fingerprint alternate, starting with firing
             assert last_status.get(alert.fingerprint, "resolved") != alert.status
             last_status[alert.fingerprint] = alert.status
-            recent = counted[-fire_after:]
+            needed = critical_fire_after if alert.severity == "critical" else fire_after
+            recent = counted[-needed:]
             threshold = 0.25 if alert.severity == "critical" else 0.1
             if alert.status == "firing":
-                assert len(recent) == fire_after and all(v > threshold for v in recent)
+                assert len(recent) == needed and all(v > threshold for v in recent)
                 if alert.transition == "fired" and last_resolve is not None:
                     assert f.window_end >= last_resolve + cooldown
             elif alert.transition == "resolved":
@@ -556,7 +598,7 @@ def test_invariants(
 
 
 def test_breach_start_is_the_first_window_of_the_firing_streak() -> None:
-    policy = make_policy()
+    policy = make_policy(critical_fire_after=3)
     # A breach, a clean window (streak broken), then three breaches in a row.
     [fired] = feed(policy, [0.3, 0.0, 0.15, 0.3, 0.3])
     assert fired.breach_start == finding(0.0, 2).window_start
@@ -565,3 +607,79 @@ def test_breach_start_is_the_first_window_of_the_firing_streak() -> None:
     assert escalated_from.breach_start == escalated.breach_start == fired.breach_start
     [resolved] = feed(policy, [0.0, 0.0, 0.0], start=6)
     assert resolved.breach_start == fired.breach_start
+
+
+def _old_rule(
+    stream: list[tuple[float, bool, int]], fire_after: int, resolve_after: int, cooldown: float
+) -> list[tuple[str, str, str, int]]:
+    """The rule before ``critical_fire_after`` existed (every alert and every escalation
+    after ``fire_after`` windows), written out independently of the policy: its events as
+    (status, severity, transition, finding index)."""
+    warning = critical = clear = 0
+    firing: str | None = None
+    resolved_at: float | None = None
+    out: list[tuple[str, str, str, int]] = []
+    for i, (value, enough, gap) in enumerate(stream):
+        if not enough:
+            continue
+        end = T0 + 30.0 * i + gap
+        level = "critical" if value > 0.25 else "warning" if value > 0.1 else None
+        warning = warning + 1 if level is not None else 0
+        critical = critical + 1 if level == "critical" else 0
+        clear = clear + 1 if level is None else 0
+        if firing is None:
+            severity = (
+                "critical"
+                if critical >= fire_after
+                else "warning"
+                if warning >= fire_after
+                else None
+            )
+            cooling = resolved_at is not None and end < resolved_at + cooldown
+            if severity is not None and not cooling:
+                firing = severity
+                out.append(("firing", severity, "fired", i))
+        elif firing == "warning" and critical >= fire_after:
+            out += [("resolved", "warning", "escalated", i), ("firing", "critical", "escalated", i)]
+            firing = "critical"
+        elif clear >= resolve_after:
+            out.append(("resolved", firing, "resolved", i))
+            firing, resolved_at = None, end
+    return out
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    stream=st.lists(st.tuples(values, st.booleans(), st.integers(1, 400)), max_size=80),
+    fire_after=st.integers(1, 4),
+    resolve_after=st.integers(1, 4),
+    cooldown=st.sampled_from([0.0, 60.0, 300.0]),
+)
+def test_critical_fire_after_equal_to_fire_after_is_the_old_rule(
+    stream: list[tuple[float, bool, int]], fire_after: int, resolve_after: int, cooldown: float
+) -> None:
+    policy = make_policy(
+        fire_after=fire_after,
+        critical_fire_after=fire_after,
+        resolve_after=resolve_after,
+        cooldown_seconds=cooldown,
+    )
+    events = []
+    for i, (value, enough, gap) in enumerate(stream):
+        f = finding(value, i, sample_size=1_000 if enough else 10, end=T0 + 30.0 * i + gap)
+        events += [(a.status, a.severity, a.transition, i) for a in policy.observe(f)]
+    assert events == _old_rule(stream, fire_after, resolve_after, cooldown)
+
+
+def test_a_state_saved_under_the_three_window_rule_continues_under_the_default() -> None:
+    """The state format did not change: a checkpoint taken mid-streak under
+    ``critical_fire_after: 3`` restores, and its critical streak counts."""
+    old = make_policy(critical_fire_after=3)
+    assert feed(old, [0.3, 0.3]) == []
+    state = json.loads(json.dumps(old.to_state()))
+    restored = AlertPolicy.from_state(
+        state, source=SOURCE, settings=AlertSettings(), thresholds=lambda _f, _d: PSI
+    )
+    [fired] = restored.observe(finding(0.3, 2))
+    assert (fired.severity, fired.breach_start) == ("critical", finding(0.3, 0).window_start)
+    assert "for 3 consecutive windows" in fired.event["data"]["annotations"]["description"]

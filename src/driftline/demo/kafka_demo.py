@@ -88,7 +88,10 @@ from driftline.service.topics import TopicError, create_topics
 log = logging.getLogger(__name__)
 
 EVENTS_FOR_AN_ALERT = 4_000
-"""Events after a drift until its alert is out: 3 breaching windows of 1,000, plus one."""
+"""Events after a drift until its alert is surely out. The input drifts reach their
+critical thresholds, so they are alerted on the first window of 1,000 after the change (at
+most 2,000 events); a rise at warning level, as the concept drift's error rate may be,
+needs 3 breaching windows of 1,000, plus one."""
 LABEL_DELAY = (1.0, 5.0)
 """Seconds from a prediction to its label (uniform; event time = wall time here, so the
 offline demo's 30 s to 10 min would not fit in a minute's run)."""
@@ -409,7 +412,7 @@ def _explain(options: DemoOptions, steps: Sequence[DriftStep], console: Console)
         _say(
             console,
             f"note: an alert needs about {EVENTS_FOR_AN_ALERT:,} events after a drift "
-            f"(3 windows of 1,000); the last drift gets {after_last:,.0f}. "
+            f"(3 windows of 1,000 at warning level); the last drift gets {after_last:,.0f}. "
             "Raise --duration or --rate to see every alert.",
             style="yellow",
         )

@@ -23,8 +23,11 @@ Why these defaults (see README, "Detectors"):
   the reference's top-K ("unseen").
 
 Under stationary data drawn from the reference these statistics stay far below their
-thresholds for 1,000-event windows (PSI ~0.01, JS ~0.04), and an alert needs three
-breaching windows in a row (``alerts.fire_after``).
+thresholds for 1,000-event windows (PSI ~0.01, JS ~0.04). A window beyond a critical
+threshold fires a critical alert at once (``alerts.critical_fire_after``, 1); one between
+the warning and the critical threshold needs three such windows in a row
+(``alerts.fire_after``). :mod:`driftline.policy.alerts` explains why the critical
+thresholds are safe to act on at once.
 """
 
 from __future__ import annotations

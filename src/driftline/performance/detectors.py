@@ -5,14 +5,20 @@ thresholds by detector name from :data:`driftline.detectors.catalog.DETECTORS`).
 Their values are computed by :class:`driftline.performance.monitor.PerformanceMonitor`, not
 by :meth:`Detector.evaluate`: they apply to no feature kind, so no feature can be given one.
 
-Why these defaults (with windows of 1,000 joined pairs and ``alerts.fire_after`` 3):
+Why these defaults (with windows of 1,000 joined pairs, ``alerts.fire_after`` 3 and
+``alerts.critical_fire_after`` 1):
 
 - ``error_rate``, ``log_loss``, ``mae``: a one-sided z statistic of the window's metric
   against the reference's (:mod:`driftline.performance.significance`); warning above 3,
-  critical above 5. Under a stationary model a window breaches 3 with probability ~0.0013,
-  three windows in a row ~2e-9: no alert in 10^6 pairs (1,000 windows). A binary error
-  rate rising 0.33 -> 0.40 gives z ~4.5 per window (reference of 10,000 pairs), an MAE
-  rising 20% z ~8: alerts after the 3 or 4 windows that follow the change.
+  critical above 6. Under a stationary model a window breaches 3 with probability ~0.0013,
+  three windows in a row ~2.4e-9: no warning alert in 10^6 pairs (1,000 windows). A
+  critical window fires at once, so the critical threshold is where one window is no
+  likelier than those three: P(z > 6) ~1e-9 (at 5 it would be 2.9e-7, a hundred times
+  the warning rule's rate). The right tail of the log-loss z is no heavier than the
+  normal's: a window's mean and standard deviation rise together, so a skewed loss
+  deflates large z. A binary error rate rising 0.33 -> 0.40 gives z ~4.5 per window
+  (reference of 10,000 pairs): a warning alert after the 3 or 4 windows that follow the
+  change; an MAE rising 20% z ~8: a critical alert on the first or second.
 - ``adwin``, ``page_hinkley`` on ``__error__``: the rises of the error stream that ADWIN
   and Page-Hinkley (``mode="up"``) detected in the last ``detection_windows`` windows
   (3): one detection keeps the value above 0 for three windows, which fires an alert with
@@ -61,7 +67,7 @@ class ErrorRateIncrease(_PerformanceDetector):
         "the evidence has both rates."
     )
     warning = 3.0
-    critical = 5.0
+    critical = 6.0
 
 
 class LogLossIncrease(_PerformanceDetector):
@@ -73,7 +79,7 @@ class LogLossIncrease(_PerformanceDetector):
         "probabilities is above the reference's; the evidence has both."
     )
     warning = 3.0
-    critical = 5.0
+    critical = 6.0
 
 
 class MaeIncrease(_PerformanceDetector):
@@ -85,7 +91,7 @@ class MaeIncrease(_PerformanceDetector):
         "reference MAE; the evidence has both and the relative rise."
     )
     warning = 3.0
-    critical = 5.0
+    critical = 6.0
 
 
 class EstimatedErrorRateIncrease(_PerformanceDetector):

@@ -138,16 +138,15 @@ class AlertText:
         f = self.finding
         name = statistic_display_name(f.statistic)
         threshold = f"the {self.threshold_name} threshold {format_number(self.threshold)}"
-        windows = f"{self.streak:,} consecutive window{'s' if self.streak != 1 else ''}"
         if self.transition == "resolved":
             side = "at or below" if self.direction == "above" else "at or above"
             state = (
-                f"{name} has stayed {side} {threshold} for {windows}; "
+                f"{name} {self._for_windows('has stayed', side, threshold)}; "
                 f"the alert had been firing since {display_time(self.starts_at)}."
             )
         else:
             side = "above" if self.direction == "above" else "below"
-            state = f"{name} has been {side} {threshold} for {windows}"
+            state = f"{name} {self._for_windows('has been', side, threshold)}"
             if self.status == "resolved":
                 state += "; this warning alert is superseded by the critical one."
             elif self.escalated_from is not None:
@@ -164,6 +163,14 @@ class AlertText:
             f"`{f.statistic}` is the statistic reported by the `{f.detector}` detector."
         )
         return f"{state} {window} {meaning}"
+
+    def _for_windows(self, verb: str, side: str, threshold: str) -> str:
+        """How long the statistic has been on ``side`` of ``threshold``: "is above the
+        critical threshold 0.25 in the latest window" (a streak of one, e.g. a critical
+        alert that fired at once) or "has been above ... for 3 consecutive windows"."""
+        if self.streak == 1:
+            return f"is {side} {threshold} in the latest window"
+        return f"{verb} {side} {threshold} for {self.streak:,} consecutive windows"
 
 
 def _window_unit(feature: str) -> str:
