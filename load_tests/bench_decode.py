@@ -1,7 +1,8 @@
 """Benchmark: decoding prediction events with ``driftline.events.decode_batch``.
 
 Decodes batches of synthetic events (20 numeric features, one scalar prediction) on one
-core and prints one table: events/s for RFC 3339 and epoch-millisecond timestamps, next
+core and prints one table: events/s for RFC 3339 and epoch-millisecond timestamps, without
+and with a ``request_id`` on every event (shadow-mode traffic: two events per request), next
 to a naive baseline measured in the same run (``orjson.loads`` per message plus a
 per-event Python walk over the dict building per-model columns) and the ``orjson.loads``
 ceiling (parsing alone, no validation, no columns).
@@ -28,8 +29,11 @@ FEATURES = 20
 START = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
 
-def make_payloads(count: int, timestamps: str, precision: str, seed: int = 7) -> list[bytes]:
-    """Synthetic events: 2 model versions, 20 numeric features, epoch-ms or RFC 3339 time."""
+def make_payloads(
+    count: int, timestamps: str, precision: str, request_ids: bool = False, seed: int = 7
+) -> list[bytes]:
+    """Synthetic events: 2 model versions, 20 numeric features, epoch-ms or RFC 3339 time,
+    and with ``request_ids`` a ``request_id`` shared by each two consecutive events."""
     rng = random.Random(seed)
     payloads = []
     for i in range(count):
@@ -49,6 +53,8 @@ def make_payloads(count: int, timestamps: str, precision: str, seed: int = 7) ->
             "features": {f"feature_{j:02d}": v for j, v in enumerate(values)},
             "prediction": round(rng.random(), 4),
         }
+        if request_ids:
+            event["request_id"] = f"req-{i // 2:09d}"
         payloads.append(orjson.dumps(event))
     return payloads
 
@@ -114,26 +120,33 @@ def main() -> None:
         f"best of {args.repeat} (CPU time), one core"
     )
     header = (
-        f"{'timestamp':<10} {'numbers':<8} {'bytes/ev':>8} {'decode_batch':>13} "
-        f"{'naive':>10} {'loads only':>11} {'vs naive':>9}"
+        f"{'timestamp':<10} {'numbers':<8} {'request_id':<10} {'bytes/ev':>8} "
+        f"{'decode_batch':>13} {'naive':>10} {'loads only':>11} {'vs naive':>9}"
     )
     print(header)
     print("-" * len(header))
-    for timestamps in ("rfc3339", "epoch_ms"):
-        for precision in ("short", "full"):
-            payloads = make_payloads(args.events, timestamps, precision)
-            batches = [payloads[i : i + args.batch] for i in range(0, len(payloads), args.batch)]
-            decoded = decode_batch(batches[0])
-            assert not decoded.dead_letters, decoded.dead_letters[:1]
-            decoders = {"ours": decode_batch, "naive": naive_decode, "loads": loads_only}
-            rates = events_per_second(decoders, batches, args.repeat)
-            ours, naive, ceiling = rates["ours"], rates["naive"], rates["loads"]
-            size = sum(map(len, payloads)) / len(payloads)
-            print(
-                f"{timestamps:<10} {precision:<8} {size:>8.0f} {ours:>11,.0f}/s "
-                f"{naive:>8,.0f}/s {ceiling:>9,.0f}/s {ours / naive:>8.2f}x"
-            )
+    cases = [
+        (timestamps, precision, request_ids)
+        for timestamps in ("rfc3339", "epoch_ms")
+        for precision in ("short", "full")
+        for request_ids in (False, True)
+    ]
+    for timestamps, precision, request_ids in cases:
+        payloads = make_payloads(args.events, timestamps, precision, request_ids)
+        batches = [payloads[i : i + args.batch] for i in range(0, len(payloads), args.batch)]
+        decoded = decode_batch(batches[0])
+        assert not decoded.dead_letters, decoded.dead_letters[:1]
+        decoders = {"ours": decode_batch, "naive": naive_decode, "loads": loads_only}
+        rates = events_per_second(decoders, batches, args.repeat)
+        ours, naive, ceiling = rates["ours"], rates["naive"], rates["loads"]
+        size = sum(map(len, payloads)) / len(payloads)
+        shadow = "paired" if request_ids else "absent"
+        print(
+            f"{timestamps:<10} {precision:<8} {shadow:<10} {size:>8.0f} {ours:>11,.0f}/s "
+            f"{naive:>8,.0f}/s {ceiling:>9,.0f}/s {ours / naive:>8.2f}x"
+        )
     print("numbers: short = rounded to 3 decimals; full = full-precision doubles (17 digits)")
+    print("request_id: absent = none; paired = one on every event, shared by two events")
 
 
 if __name__ == "__main__":

@@ -209,6 +209,11 @@ REJECTIONS: list[tuple[str, bytes, DeadLetterReason, str]] = [
     ("bool proba", encode(event(prediction={"cat": True})), R.INVALID_PREDICTION, "cat"),
     ("object label", encode(event(label={"y": 1})), R.INVALID_LABEL, "'label'"),
     ("array label", encode(event(label=[1])), R.INVALID_LABEL, "'label'"),
+    ("numeric request_id", encode(event(request_id=7)), R.INVALID_FIELD, "'request_id'"),
+    ("bool request_id", encode(event(request_id=False)), R.INVALID_FIELD, "boolean"),
+    ("empty request_id", encode(event(request_id="")), R.INVALID_FIELD, "'request_id'"),
+    ("long request_id", encode(event(request_id="r" * 513)), R.INVALID_FIELD, "513 characters"),
+    ("array request_id", encode(event(request_id=["r"])), R.INVALID_FIELD, "array"),
 ]
 
 
@@ -264,8 +269,9 @@ def test_every_reason_code_has_a_case() -> None:
 
 
 def test_first_broken_rule_is_reported() -> None:
-    # Envelope before timestamp before features before prediction before label.
-    bad = event(model_id="", timestamp="noon", features=[1], prediction=[], label=[])
+    # Envelope before timestamp before features before prediction before label before
+    # request_id.
+    bad = event(model_id="", timestamp="noon", features=[1], prediction=[], label=[], request_id=1)
     assert rejected(encode(bad)).reason is R.INVALID_FIELD
     assert rejected(encode({**bad, "model_id": "m"})).reason is R.INVALID_TIMESTAMP
     bad["model_id"], bad["timestamp"] = "m", 0
@@ -274,6 +280,9 @@ def test_first_broken_rule_is_reported() -> None:
     assert rejected(encode(bad)).reason is R.INVALID_PREDICTION
     bad["prediction"] = 1
     assert rejected(encode(bad)).reason is R.INVALID_LABEL
+    bad["label"] = 0
+    letter = rejected(encode(bad))
+    assert letter.reason is R.INVALID_FIELD and "'request_id'" in letter.message
 
 
 # --- Good events of every shape ---------------------------------------------------------
@@ -597,3 +606,55 @@ def test_a_label_alone_is_a_feedback_event() -> None:
         assert [(d.index, d.reason) for d in batch.dead_letters] == [
             (3, R.NO_FEATURES_OR_PREDICTION)
         ]
+
+
+# --- Request ids (shadow-mode pairing) --------------------------------------------------
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_request_ids_one_per_row_none_where_absent_or_null(native: bool) -> None:
+    payloads = [
+        encode(event(event_id="a", request_id="r-1", features={"x": 1.0})),
+        encode(event(event_id="b", features={"x": 2.0})),
+        encode(event(event_id="c", request_id=None, features={"x": 3.0})),
+        encode(event(event_id="d", request_id="r-1", model_version="4", prediction=0.5)),
+        encode(event(event_id="e", request_id="r-\u00e9", features={"x": "NL"})),
+    ]
+    batch = decode_batch(payloads, native=native)
+    assert batch.dead_letters == []
+    assert [(m.event_ids, m.request_ids) for m in batch.models] == [
+        (["a", "b", "c", "e"], ["r-1", None, None, "r-\u00e9"]),
+        (["d"], ["r-1"]),
+    ]
+    assert all("request_id" not in m.columns for m in batch.models)
+    # Rows taken from a batch keep their request ids.
+    assert batch.models[0].take([0, 2, 3]).request_ids == ["r-1", None, "r-\u00e9"]
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_request_ids_change_nothing_else(native: bool) -> None:
+    """A batch without request ids decodes as before (all ``None``); adding them to its
+    events changes no other part of the decoded batch."""
+    plain = [
+        encode(event(event_id=f"e{i}", features={"x": i, "y": 0.5 if i % 2 else "NL"}))
+        for i in range(6)
+    ]
+    paired = [
+        encode({**orjson.loads(payload), "request_id": f"r{i}"}) for i, payload in enumerate(plain)
+    ]
+    without, with_ids = decode_batch(plain, native=native), decode_batch(paired, native=native)
+    assert [m.request_ids for m in without.models] == [[None] * 6]
+    assert [m.request_ids for m in with_ids.models] == [[f"r{i}" for i in range(6)]]
+    assert rows(without) == rows(with_ids)
+    assert without.dead_letters == with_ids.dead_letters == []
+    assert [m.take([1, 4]).request_ids for m in without.models] == [[None, None]]
+
+
+def test_feedback_events_ignore_request_id() -> None:
+    payload = encode(
+        event(features=MISSING, prediction=None, label=1, request_id={"not": "checked"})
+    )
+    for native in (True, False):
+        batch = decode_batch([payload], native=native)
+        assert batch.dead_letters == [] and batch.models == []
+        assert [f.labels for f in batch.feedback] == [[1]]

@@ -99,6 +99,7 @@ event_fields: dict[str, st.SearchStrategy[Any]] = {
     "features": features,
     "prediction": predictions,
     "label": st.one_of(json_scalars, containers, json_values),
+    "request_id": st.one_of(st.sampled_from(["r1", "r2", "", "x" * 513]), json_values),
     "extra": json_values,
 }
 # Mostly-valid events, so that most rows take the fast path of an already known model.
@@ -109,7 +110,8 @@ valid_events = st.fixed_dictionaries(
         "model_version": st.sampled_from(["1", 1]),
         "timestamp": st.sampled_from(["2024-05-01T12:00:00Z", 1714564800123]),
         "features": st.dictionaries(st.sampled_from(["a", "b", "c"]), json_scalars, max_size=3),
-    }
+    },
+    optional={"request_id": st.sampled_from(["r1", "r2", None])},
 )
 
 
@@ -155,6 +157,7 @@ def known_model_batches(draw: st.DrawFn) -> list[bytes]:
             ),
             "prediction": predictions,
             "label": st.one_of(json_scalars, containers),
+            "request_id": event_fields["request_id"],
         },
     )
     return [to_json(first), *map(to_json, draw(st.lists(later, max_size=8)))]
@@ -200,6 +203,7 @@ def outcome(batch: DecodedBatch, offset: int = 0) -> dict[int, tuple[Any, ...]]:
                 model.event_ids[row],
                 float(model.timestamps[row]),
                 values,
+                model.request_ids[row],
             )
     for feedback in batch.feedback:
         for row, index in enumerate(feedback.indices.tolist()):
@@ -256,9 +260,10 @@ def check_rows_match_payloads(batch: DecodedBatch, messages: Sequence[bytes]) ->
             continue
         if result[0] != "row":
             continue
-        _, model_id, _, event_id, _, values = result
+        _, model_id, _, event_id, _, values, request_id = result
         event = orjson.loads(messages[index])
         assert (model_id, event_id) == (event["model_id"], event["event_id"])
+        assert request_id == event.get("request_id")
         features = event.get("features") or {}
         expected = {name: value for name, value in features.items() if value is not None}
         prediction = event.get("prediction")
@@ -411,6 +416,7 @@ def test_event_values_and_row_columns_agree_with_decoding(messages: list[bytes])
                 assert values == {name: model.columns[name][row] for name in names}
                 taken = model.take([row])
                 assert set(taken.columns) == names
+                assert taken.request_ids == [model.request_ids[row]]
                 assert taken.row_columns() == [names]
         for letter in batch.dead_letters:
             if letter.reason not in BODY_REASONS:

@@ -51,6 +51,7 @@ def _snapshot(batch: DecodedBatch) -> dict[str, Any]:
                 "key": (m.model_id, m.model_version),
                 "indices": (m.indices.dtype.str, m.indices.tolist()),
                 "event_ids": m.event_ids,
+                "request_ids": m.request_ids,
                 "timestamps": (m.timestamps.dtype.str, _bits(m.timestamps)),
                 "columns": {
                     name: [_scalar(v) for v in column] for name, column in m.columns.items()
@@ -418,6 +419,7 @@ good_fields: dict[str, st.SearchStrategy[Any]] = {
     ),
     "prediction": st.none() | numbers,
     "label": st.none() | numbers,
+    "request_id": st.none() | safe,
     "extra": st.one_of(st.none(), st.booleans(), numbers, safe),
 }
 any_fields: dict[str, st.SearchStrategy[Any]] = {
@@ -428,10 +430,11 @@ any_fields: dict[str, st.SearchStrategy[Any]] = {
     "features": st.dictionaries(names, feature_values, max_size=6) | scalars,
     "prediction": scalars | st.dictionaries(names, feature_values, max_size=2),
     "label": scalars | st.just([1]),
+    "request_id": ids | scalars | st.just(["r"]),
     "extra": scalars | st.just([1]) | st.just({"k": None}),
 }
 ABSENT = {"event_id": 2, "model_id": 2, "model_version": 2, "timestamp": 2, "features": 10,
-          "prediction": 40, "label": 60, "extra": 60}  # fmt: skip
+          "prediction": 40, "label": 60, "request_id": 50, "extra": 60}  # fmt: skip
 
 
 @st.composite
@@ -555,3 +558,28 @@ def test_numeric_columns_are_used_by_numeric_column() -> None:
     assert model.numeric_columns is not None
     column = numeric_column(model.numeric_columns["amount"], len(model))
     assert column.values is model.numeric_columns["amount"] and column.violations is None
+
+
+@native
+def test_request_ids_stay_native_and_cost_nothing_when_absent() -> None:
+    assert events._NATIVE_DECODE is not None
+    plain = [orjson.dumps(event(event_id=f"e{i}")) for i in range(4)]
+    paired = [orjson.dumps(event(event_id=f"e{i}", request_id=f"r{i // 2}")) for i in range(4)]
+    late = [*plain[:2], orjson.dumps(event(request_id="r9")), orjson.dumps(event(request_id=None))]
+    for payloads in (plain, paired, late):
+        assert native_rows(payloads) == len(payloads)
+        assert_same(payloads)
+    # No request id in a group: no list at all (ModelBatch builds its Nones on first use).
+    groups = [events._NATIVE_DECODE(p, 10**6, 10)[1] for p in (plain, paired, late)]
+    assert [[group[9] for group in found] for found in groups] == [
+        [None],
+        [["r0", "r0", "r1", "r1"]],
+        [[None, None, "r9", None]],
+    ]
+    # Not plain ASCII, not a string, a repeated key: the Python decoder judges.
+    others = [
+        raw_event({"features": '{"a":1}', "request_id": value})
+        for value in ('"r\\u00e9"', '"\xc3\xa9"', "7", '""', "[]", '"a","request_id":"b"')
+    ]
+    assert native_rows(others) == 0
+    assert_same(others)

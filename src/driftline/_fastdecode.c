@@ -16,16 +16,18 @@
  * ``YYYY-MM-DDThh:mm:ss[.f{1,6}](Z|+hh:mm|-hh:mm)`` string, inside the accepted range and
  * before 2^53 microseconds; ``features`` absent, null, or an object of at most max_features
  * distinct non-empty names not starting with "__" whose values are numbers or null;
- * ``prediction`` and ``label`` absent, null or numbers; other keys with scalar values; and
- * features or a prediction present. Numbers: finite doubles (correctly rounded, like
- * orjson); integer literals of at most 15 digits (exact as doubles and as ints).
+ * ``prediction`` and ``label`` absent, null or numbers; ``request_id`` absent, null or a
+ * string of 1..512 chars; other keys with scalar values; and features or a prediction
+ * present. Numbers: finite doubles (correctly rounded, like orjson); integer literals of
+ * at most 15 digits (exact as doubles and as ints).
  *
  * Each group is (model_id, model_version, indices: bytearray of int64, event_ids: list,
  * timestamps: bytearray of float64, names: list, values: list of bytes (float64, NaN
  * where null or absent), int_masks: list of bytes (uint8, 1 where the literal was an
  * integer) or None, null_masks: list of bytes (uint8, 1 where the value was an explicit
- * null, so the row has the column) or None). Columns "__prediction__" and "__label__" hold
- * prediction and label (a null one gives the row no such column).
+ * null, so the row has the column) or None), request_ids: list (str, or None where the
+ * event had none) or None when no row had one). Columns "__prediction__" and "__label__"
+ * hold prediction and label (a null one gives the row no such column).
  *
  * The module also holds bin_count, the fast path of driftline.sketches.BinCounts.update
  * (see "bin_count" below).
@@ -64,6 +66,8 @@ typedef struct {
 
 typedef struct {
     Slice event_id, model_id, model_version;
+    Slice request_id; /* valid when has_request_id */
+    int has_request_id;
     double seconds;
     int has_features;
     Py_ssize_t nfeat;
@@ -90,6 +94,7 @@ typedef struct {
     int64_t *indices;
     double *timestamps;
     PyObject *event_ids;
+    PyObject *request_ids; /* NULL while no row has a request_id */
     Column *cols;
     Py_ssize_t ncols, cols_cap;
     Py_ssize_t *table; /* open addressing: column id + 1, 0 = empty */
@@ -1358,7 +1363,8 @@ enum {
     K_TIMESTAMP = 8,
     K_FEATURES = 16,
     K_PREDICTION = 32,
-    K_LABEL = 64
+    K_LABEL = 64,
+    K_REQUEST_ID = 128
 };
 
 static int
@@ -1378,7 +1384,10 @@ key_bit(Slice k)
         case 9:
             return memcmp(k.p, "timestamp", 9) == 0 ? K_TIMESTAMP : 0;
         case 10:
-            return memcmp(k.p, "prediction", 10) == 0 ? K_PREDICTION : 0;
+            if (memcmp(k.p, "prediction", 10) == 0) {
+                return K_PREDICTION;
+            }
+            return memcmp(k.p, "request_id", 10) == 0 ? K_REQUEST_ID : 0;
         case 13:
             return memcmp(k.p, "model_version", 13) == 0 ? K_MODEL_VERSION : 0;
         default:
@@ -1394,6 +1403,7 @@ parse_event(const char *s, Py_ssize_t n, Event *ev, Py_ssize_t max_features)
     const char *p = skip_ws(s, end);
     int seen = 0;
     ev->has_features = 0;
+    ev->has_request_id = 0;
     ev->nfeat = 0;
     ev->pred_kind = V_NULL;
     ev->label_kind = V_NULL;
@@ -1501,6 +1511,18 @@ parse_event(const char *s, Py_ssize_t n, Event *ev, Py_ssize_t max_features)
                     return 0;
                 }
                 break;
+            case K_REQUEST_ID:
+                if (*p == '"') {
+                    if (!parse_plain_string(&p, end, &ev->request_id) ||
+                        !valid_id(ev->request_id)) {
+                        return 0;
+                    }
+                    ev->has_request_id = 1;
+                }
+                else if (!parse_null(&p, end)) {
+                    return 0;
+                }
+                break;
             default:
                 if (!skip_scalar(&p, end)) {
                     return 0;
@@ -1546,6 +1568,7 @@ group_free(Group *g)
     PyMem_Free(g->indices);
     PyMem_Free(g->timestamps);
     Py_XDECREF(g->event_ids);
+    Py_XDECREF(g->request_ids);
 }
 
 static void
@@ -1769,6 +1792,28 @@ set_cell(Column *col, Py_ssize_t row, Py_ssize_t cap, double value, int kind)
     return 0;
 }
 
+/* Append ev's request id (or None) to g->request_ids, made of `row` Nones when new. */
+static int
+append_request_id(Group *g, const Event *ev, Py_ssize_t row)
+{
+    if (g->request_ids == NULL) {
+        g->request_ids = PyList_New(row);
+        if (g->request_ids == NULL) {
+            return -1;
+        }
+        for (Py_ssize_t r = 0; r < row; r++) {
+            PyList_SET_ITEM(g->request_ids, r, Py_NewRef(Py_None));
+        }
+    }
+    PyObject *request_id = ev->has_request_id ? ascii_str(ev->request_id) : Py_NewRef(Py_None);
+    if (request_id == NULL) {
+        return -1;
+    }
+    int failed = PyList_Append(g->request_ids, request_id) < 0;
+    Py_DECREF(request_id);
+    return failed ? -1 : 0;
+}
+
 /*
  * Add a canonical event as a row of its group. Returns 1 (added), 0 (not canonical after
  * all: a feature name repeats) or -1 (error).
@@ -1838,6 +1883,11 @@ add_row(Groups *gs, const Event *ev, Py_ssize_t index, Py_ssize_t **ids, Py_ssiz
         return -1;
     }
     Py_DECREF(event_id);
+    if (ev->has_request_id || g->request_ids != NULL) {
+        if (append_request_id(g, ev, row) < 0) {
+            return -1;
+        }
+    }
     g->indices[row] = index;
     g->timestamps[row] = ev->seconds;
     for (k = 0; k < ev->nfeat; k++) {
@@ -1922,8 +1972,8 @@ group_tuple(Group *g)
             goto done;
         }
     }
-    out = PyTuple_Pack(9, model_id, version, indices, g->event_ids, timestamps, names, values,
-                       ints, nulls);
+    out = PyTuple_Pack(10, model_id, version, indices, g->event_ids, timestamps, names, values,
+                       ints, nulls, g->request_ids == NULL ? Py_None : g->request_ids);
 done:
     Py_XDECREF(model_id);
     Py_XDECREF(version);

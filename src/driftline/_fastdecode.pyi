@@ -15,6 +15,7 @@ Group = tuple[
     list[bytes],  # column values, float64 (NaN where null or absent)
     list[bytes | None],  # per column: uint8 1 where the literal was an integer, or None
     list[bytes | None],  # per column: uint8 1 where the value was an explicit null, or None
+    list[str | None] | None,  # request ids (None where absent), or None when no row has one
 ]
 
 def decode(

@@ -47,6 +47,11 @@ is the first one in this order:
 8. An event with neither ``features`` (an empty object counts as present) nor
    ``prediction`` is a **feedback event** when it has a ``label`` (ground truth for the
    earlier prediction with the same ``event_id``), else ``no_features_or_prediction``.
+9. **request_id** (prediction events only; a feedback event's is ignored, unchecked):
+   absent or null means none; else, like ``event_id``, a non-empty string of at most 512
+   characters, else ``invalid_field``. It names the request a prediction answered: when
+   two model versions scored the same request (shadow mode), their predictions carry the
+   same ``request_id`` and are paired by it (champion/challenger comparisons).
 
 Unknown top-level fields are ignored.
 
@@ -195,6 +200,7 @@ class ModelBatch:
         "_columns",
         "_integer_rows",
         "_presence",
+        "_request_ids",
         "event_ids",
         "indices",
         "model_id",
@@ -227,6 +233,7 @@ class ModelBatch:
         numeric_columns: dict[str, npt.NDArray[np.float64]] | None = None,
         integer_rows: dict[str, npt.NDArray[np.bool_]] | None = None,
         presence: _Presence | None = None,
+        request_ids: list[str | None] | None = None,
     ) -> None:
         self.model_id = model_id
         self.model_version = model_version
@@ -239,6 +246,18 @@ class ModelBatch:
         self._columns = columns if columns is not None or numeric_columns is not None else {}
         self._presence = presence
         """:meth:`presence`, or a function computing it; ``None``: the non-null values."""
+        self._request_ids = request_ids
+        """:attr:`request_ids`; ``None`` (until first use) when no row has one."""
+
+    @property
+    def request_ids(self) -> list[str | None]:
+        """Each row's ``request_id`` (rule 9), in ``event_ids`` order; ``None`` where the
+        event had none. Predictions of two model versions with the same request id answered
+        the same request (shadow mode). Built on first use when no row has one."""
+        request_ids = self._request_ids
+        if request_ids is None:
+            request_ids = self._request_ids = [None] * len(self)
+        return request_ids
 
     @property
     def columns(self) -> dict[str, list[Scalar]]:
@@ -301,6 +320,9 @@ class ModelBatch:
             timestamps=self.timestamps[rows],
             columns={name: [columns[name][row] for row in rows] for name in presence},
             presence=presence,
+            request_ids=None
+            if self._request_ids is None
+            else [self._request_ids[row] for row in rows],
         )
 
     def column(self, name: str) -> list[Scalar] | None:
@@ -367,8 +389,9 @@ class DecodedBatch:
 _Features = dict[str, Any]
 """A decoded ``features`` object (validated before it reaches a column)."""
 _Prediction = Scalar | dict[str, float | int]
-_Entry = tuple[int, str, float, _Features, _Prediction, Scalar]
-"""One accepted event: index, event_id, epoch seconds, features, prediction, label."""
+_Entry = tuple[int, str, float, _Features, _Prediction, Scalar, str | None]
+"""One accepted event: index, event_id, epoch seconds, features, prediction, label,
+request_id."""
 
 _SCALAR_TYPES = frozenset({str, int, float, bool})
 _FEATURE_VALUE_TYPES = frozenset({str, int, float, bool, type(None)})
@@ -511,13 +534,20 @@ def _decode_rows(
                             features = no_features
                         prediction = event.get("prediction")
                         label = event.get("label")
+                        request_id = event.get("request_id")
                         if (
                             type(features) is dict
                             and (prediction is None or type(prediction) in scalar_types)
                             and (label is None or type(label) in scalar_types)
                             and (prediction is not None or features is not no_features)
+                            and (
+                                request_id is None
+                                or (type(request_id) is str and 0 < len(request_id) <= max_id)
+                            )
                         ):
-                            entries.append((index, event_id, seconds, features, prediction, label))
+                            entries.append(
+                                (index, event_id, seconds, features, prediction, label, request_id)
+                            )
                             continue
 
         try:
@@ -545,6 +575,7 @@ def _native_model_batch(
     values: list[bytes],
     integer_masks: list[bytes | None],
     null_masks: list[bytes | None],
+    request_ids: list[str | None] | None,
 ) -> ModelBatch:
     """A model batch from one group of ``_fastdecode.decode`` (see its module comment)."""
     numeric: dict[str, npt.NDArray[np.float64]] = {}
@@ -574,6 +605,7 @@ def _native_model_batch(
         numeric_columns=numeric,
         integer_rows=integer_rows,
         presence=presence,
+        request_ids=request_ids,
     )
 
 
@@ -584,6 +616,10 @@ def _merged(first: ModelBatch, second: ModelBatch) -> ModelBatch:
     order = np.argsort(indices, kind="stable")
     rows = order.tolist()
     event_ids = first.event_ids + second.event_ids
+    request_ids = None
+    if first._request_ids is not None or second._request_ids is not None:
+        ids = first.request_ids + second.request_ids
+        request_ids = [ids[row] for row in rows]
     size = len(first)
     columns: dict[str, list[Scalar]] = {}
     for name in sorted(set(first.columns).union(second.columns)):
@@ -610,6 +646,7 @@ def _merged(first: ModelBatch, second: ModelBatch) -> ModelBatch:
         timestamps=np.concatenate((first.timestamps, second.timestamps))[order],
         columns=columns,
         presence=presence,
+        request_ids=request_ids,
     )
 
 
@@ -701,7 +738,9 @@ def _checked_event(
     version = _model_version(event)
     seconds = _timestamp(event.get("timestamp"))
     features, prediction, label = _checked_body(event, max_features, no_features)
-    return (model_id, version), (index, event_id, seconds, features, prediction, label)
+    feedback = features is no_features and prediction is None
+    request_id = None if feedback else _request_id(event)
+    return (model_id, version), (index, event_id, seconds, features, prediction, label, request_id)
 
 
 def _checked_body(
@@ -797,6 +836,19 @@ def _identifier(event: dict[str, Any], name: str) -> str:
             DeadLetterReason.INVALID_FIELD,
             f"field {name!r} must be a non-empty string of at most {MAX_ID_LENGTH} "
             f"characters, got {_describe(value)}",
+        )
+    return value
+
+
+def _request_id(event: dict[str, Any]) -> str | None:
+    value = event.get("request_id")
+    if value is None:
+        return None
+    if type(value) is not str or not 0 < len(value) <= MAX_ID_LENGTH:
+        raise InvalidEventError(
+            DeadLetterReason.INVALID_FIELD,
+            "field 'request_id' must be null or a non-empty string of at most "
+            f"{MAX_ID_LENGTH} characters, got {_describe(value)}",
         )
     return value
 
@@ -950,7 +1002,7 @@ def _model_batch(
         entries = kept
         rows = tuple(map(itemgetter(3), entries))
         columns = _union_columns(rows)
-    indices, event_ids, seconds, _, predictions, labels = zip(*entries, strict=True)
+    indices, event_ids, seconds, _, predictions, labels, request_ids = zip(*entries, strict=True)
     columns.update(_prediction_columns(predictions))
     if labels.count(None) != len(labels):
         columns[LABEL_FEATURE] = list(labels)
@@ -980,6 +1032,7 @@ def _model_batch(
         timestamps=timestamps,
         columns=columns,
         presence=presence,
+        request_ids=None if request_ids.count(None) == len(request_ids) else list(request_ids),
     )
 
 
