@@ -89,8 +89,9 @@ class Comparison:
         """First and last prediction time of the compared pairs."""
         self.last_time: float | None = None
         """Completion time of the last compared pair."""
-        self.updates = 0
-        """Batches read (orders two saved states of the comparison)."""
+        self.rows = 0
+        """Rows (predictions and joined outcomes of both versions) read: orders two saved
+        states of the comparison."""
         self.home: ModelKey | None = None
         """The version whose saved state holds this comparison's (:meth:`Comparisons.state_of`)."""
 
@@ -113,6 +114,7 @@ class Comparison:
         changes, each with the batch position of the event that caused it."""
         sides = (champion, challenger)
         order, rows = _merged(sides)
+        self.rows += len(rows)
         live: list[tuple[int, int, int]] = []
         """The rows compared (from the start on), in stream order."""
         for row in order.tolist():
@@ -375,7 +377,7 @@ class Comparison:
             "difference_sum": self.difference_sum,
             "span": self.span,
             "last_time": self.last_time,
-            "updates": self.updates,
+            "rows": self.rows,
         }
 
     def fits(self, state: Mapping[str, Any]) -> bool:
@@ -409,7 +411,7 @@ class Comparison:
         self.difference_sum = float(state["difference_sum"])
         self.span = None if state["span"] is None else [float(v) for v in state["span"]]
         self.last_time = None if state["last_time"] is None else float(state["last_time"])
-        self.updates = int(state["updates"])
+        self.rows = int(state["rows"])
 
 
 class Comparisons:
@@ -442,7 +444,6 @@ class Comparisons:
             if champion is None and challenger is None:
                 continue
             events += comparison.observe(champion, challenger)
-            comparison.updates += 1
             comparison.home = champion_key if champion_key in monitored else challenger_key
             changed.add(comparison.home)
         events.sort(key=lambda item: item[0])  # stable: one comparison's events in order
@@ -465,7 +466,7 @@ class Comparisons:
         for home, saved in states.items():
             for state in saved:
                 for comparison in self.comparisons:
-                    if comparison.fits(state) and int(state["updates"]) > comparison.updates:
+                    if comparison.fits(state) and int(state["rows"]) > comparison.rows:
                         comparison.restore(state)
                         comparison.home = home
 
