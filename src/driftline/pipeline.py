@@ -479,15 +479,15 @@ class Pipeline:
             self.changed.add(key)
             try:
                 truth = version.start_ground_truth()
-                observed = None if truth is None else truth.observe(key[0], key[1], None, labels)
+                joined = None if truth is None else truth.observe(key[0], key[1], None, labels)
             except Exception as exc:
                 failures.append((key, exc))
                 continue
-            if observed is None:
+            if joined is None:
                 continue
-            found.extend((index, key, f) for index, f in observed.findings)
-            if observed.outcomes is not None and key in self.comparisons.versions:
-                outcomes[key] = observed.outcomes
+            found.extend((index, key, f) for index, f in joined.findings)
+            if joined.outcomes is not None and key in self.comparisons.versions:
+                outcomes[key] = joined.outcomes
         found.sort(key=lambda item: item[0])  # stable: keeps each model's window order
         for _, key, finding in found:
             self.latest.setdefault(key, {})[(finding.feature, finding.detector)] = finding

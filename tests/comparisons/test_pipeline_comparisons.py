@@ -5,12 +5,14 @@ comparison events out of :meth:`Pipeline.process`, independent of batches and re
 from __future__ import annotations
 
 import heapq
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import orjson
 import pytest
 
+from driftline.cli import main
 from driftline.config import parse_settings
 from driftline.pipeline import Pipeline
 from driftline.planning import build_plan
@@ -133,3 +135,23 @@ def test_outputs_and_state_do_not_depend_on_batches_nor_on_a_restore(
 
 def _comparison_states(pipeline: Pipeline) -> bytes:
     return orjson.dumps([c.to_state() for c in pipeline.comparisons.comparisons])
+
+
+def test_replay_writes_comparison_events_to_comparisons_out(tmp_path: Path) -> None:
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(b"\n".join(stream(6_000, shadow=True)) + b"\n")
+    profile = tmp_path / "profile.json"
+    profile.write_bytes(_profile().to_json())
+    config = tmp_path / "driftline.yaml"
+    config.write_text(
+        "models: [{model_id: m, reference_profile: profile.json}]\n"
+        "comparisons: [{model_id: m, champion: '1', challenger: '2'}]\n"
+    )
+    out = tmp_path / "comparisons.jsonl"
+    argv = ["replay", str(events), "-c", str(config), "--alerts-out", str(tmp_path / "a")]
+    assert main([*argv, "--comparisons-out", str(out)]) == 0
+    written = [orjson.loads(line) for line in out.read_bytes().splitlines()]
+    assert [e["data"]["verdict"] for e in written] == ["challenger_better"]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("comparisons: [{model_id: m, champion: '1', challenger: 1}]\n")
+    assert main(["replay", str(events), "-c", str(bad)]) == 2
