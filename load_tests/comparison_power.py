@@ -7,6 +7,10 @@ statistics are those of the tests (``tests/comparisons/simulation.py``): 0/1 err
 confidence sequence and the verdict rule of ``driftline.comparisons`` at their defaults
 (alpha 0.05, min_effect 0.01, min_pairs 100). Baseline (same streams, same run): a fixed-n
 two-sided z test of the difference, *peeked at* every 100 pairs, as a dashboard user would.
+
+Last row: the cost in the core. ``Pipeline.process`` over the shadow-traffic stream of
+``tests/comparisons/test_pipeline_comparisons.py`` (two versions, every request scored by
+both, labels as feedback), with and without the comparison configured (best CPU time of 3).
 """
 
 from __future__ import annotations
@@ -19,6 +23,11 @@ from pathlib import Path
 
 import numpy as np
 from tests.comparisons.simulation import clopper_pearson, error_streams, first_verdicts
+from tests.comparisons.test_pipeline_comparisons import CONFIG, _profile, stream
+
+from driftline.config import parse_settings
+from driftline.pipeline import Pipeline
+from driftline.planning import build_plan
 
 ALPHA, MIN_EFFECT, MIN_PAIRS = 0.05, 0.01, 100
 Z = 1.959963984540054
@@ -50,6 +59,7 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=100_000, help="pairs per A/A stream")
     parser.add_argument("--power-streams", type=int, default=200)
     parser.add_argument("--power-pairs", type=int, default=60_000)
+    parser.add_argument("--overhead-requests", type=int, default=20_000)
     args = parser.parse_args()
     began = time.perf_counter()
     print(f"machine: {cpu_model()}, {os.cpu_count()} cpus, python {platform.python_version()}")
@@ -107,7 +117,32 @@ def main() -> None:
             f"{args.power_pairs:,} | p10 {q[10]:,.0f}, median {q[50]:,.0f}, p90 {q[90]:,.0f}, "
             f"p99 {q[99]:,.0f}; found {detected:.1%}; champion_better {worse} | | |"
         )
+    print(overhead_row(args.overhead_requests))
     print(f"\n{time.perf_counter() - began:.0f} s")
+
+
+def overhead_row(requests: int) -> str:
+    events = stream(requests, shadow=True)
+    profile = _profile()
+
+    def cpu(config: dict[str, object]) -> float:
+        best = float("inf")
+        for _ in range(3):
+            pipeline = Pipeline(build_plan(parse_settings(config), {0: profile}))
+            began = time.process_time()
+            for start in range(0, len(events), 1000):
+                pipeline.process(events[start : start + 1000])
+            best = min(best, time.process_time() - began)
+        return best
+
+    without = cpu({"models": CONFIG["models"]})
+    with_comparison = cpu(CONFIG)
+    return (
+        f"| paired | core CPU, {len(events):,} events (predictions + feedback) | 1 x "
+        f"{requests:,} requests | {len(events) / with_comparison:,.0f} events/s with the "
+        f"comparison | | {len(events) / without:,.0f} events/s without "
+        f"(x{with_comparison / without:.2f} CPU) |"
+    )
 
 
 if __name__ == "__main__":

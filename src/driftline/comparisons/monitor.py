@@ -165,25 +165,52 @@ class Comparison:
     ) -> list[tuple[int, ComparisonEvent]]:
         """Feed the predictions to :attr:`predictions`; the verdict changes' events, each
         with the predictions' report as it was at its pair."""
-        assert self.predictions is not None
-        out: list[tuple[int, ComparisonEvent]] = []
-        pending = iter(changes)
-        change = next(pending, None)
-        for row, (side, kind, i) in enumerate(live):
-            outcomes = sides[side]
-            assert outcomes is not None
-            if kind == _PREDICTION:
-                code = float(outcomes.prediction_codes[i])
-                if not np.isnan(code):
-                    time = float(outcomes.prediction_times[i])
-                    request = hashes[side][1][i]
-                    self.predictions.prediction(side, request, code, time, watermarks[row])
-            while change is not None and change[0] == row:
-                event = change[2]
-                event.event["data"]["predictions"] = self.predictions.report()
-                out.append((change[1], event))
-                change = next(pending, None)
-        return out
+        predictions = self.predictions
+        assert predictions is not None
+        rows = [(row, side, i) for row, (side, kind, i) in enumerate(live) if kind == _PREDICTION]
+        prepared = [
+            None if out is None else predictions.prepare(side, out.prediction_codes)
+            for side, out in enumerate(sides)
+        ]
+        at = np.array([row for row, _, _ in rows], dtype=np.int64)
+        columns: list[list[Any]] = [[], [], [], [], [], []]
+        for row, side, i in rows:
+            out, ready = sides[side], prepared[side]
+            assert out is not None and ready is not None
+            for column, value in zip(
+                columns,
+                (
+                    side,
+                    ready[0][i],
+                    ready[1][i],
+                    out.prediction_times[i],
+                    hashes[side][1][i],
+                    watermarks[row],
+                ),
+                strict=True,
+            ):
+                column.append(value)
+        side_of = np.array(columns[0], dtype=np.int64)
+        values, bins = np.array(columns[1], dtype=np.float64), np.array(columns[2], np.int64)
+        times = np.array(columns[3], dtype=np.float64)
+        requests, marks = columns[4], columns[5]
+        out_events: list[tuple[int, ComparisonEvent]] = []
+        start = 0
+        for row, index, event in changes:
+            end = int(np.searchsorted(at, row, side="right"))
+            piece = slice(start, end)
+            predictions.update(
+                side_of[piece], values[piece], bins[piece], times[piece], requests[piece],
+                marks[piece],
+            )  # fmt: skip
+            start = end
+            event.event["data"]["predictions"] = predictions.report()
+            out_events.append((index, event))
+        piece = slice(start, len(rows))
+        predictions.update(
+            side_of[piece], values[piece], bins[piece], times[piece], requests[piece], marks[piece]
+        )
+        return out_events
 
     def _know(self, side: int, outcomes: Outcomes) -> None:
         """``side``'s task is known (its first outcomes); once both are, start."""

@@ -29,6 +29,7 @@ Predictions (no labels needed)
 from __future__ import annotations
 
 import base64
+import math
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -70,7 +71,7 @@ class WaitingRoom:
     """Per side, values waiting for the other side's counterpart, by key (request hash) or
     in arrival order (key ``None``); bounded as the module docstring says."""
 
-    __slots__ = ("by_key", "expired", "in_order", "max_wait_seconds", "max_waiting")
+    __slots__ = ("by_key", "expired", "in_order", "max_wait_seconds", "max_waiting", "swept")
 
     def __init__(self, max_waiting: int, max_wait_seconds: float) -> None:
         self.max_waiting = max_waiting
@@ -79,6 +80,8 @@ class WaitingRoom:
         self.in_order: tuple[deque[Entry], deque[Entry]] = (deque(), deque())
         self.expired = 0
         """Values that left without a counterpart (count or time bound)."""
+        self.swept = -math.inf
+        """The watermark of the last sweep (nothing more leaves until it moves)."""
 
     def match(
         self, side: int, key: int | None, value: float, time: float, watermark: float
@@ -107,6 +110,9 @@ class WaitingRoom:
         return None
 
     def _expire(self, watermark: float) -> None:
+        if watermark == self.swept:
+            return
+        self.swept = watermark
         cutoff = watermark - self.max_wait_seconds
         for waiting in self.by_key:
             while waiting:

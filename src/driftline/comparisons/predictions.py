@@ -6,23 +6,24 @@ on which both versions predict the same class (a binary probability predicts the
 class at or above its version's ``decision_threshold``); for regression the mean absolute
 difference of the two predictions.
 
-**Distance** between the two versions' prediction distributions, over the same span: only
-predictions made after both versions have predicted once count. Classifiers: the total
-variation distance (half the L1 distance, in [0, 1]) between the shares of predicted
-classes, or of ten equal-width probability bins for binary probabilities. Regression: the
-standardized mean difference ``(mean_champion - mean_challenger) / sqrt((var_champion +
-var_challenger) / 2)``.
+**Distance** between the two versions' prediction distributions, over the same span: the
+predictions read since the comparison started (both versions had ground truth).
+Classifiers: the total variation distance (half the L1 distance, in [0, 1]) between the
+shares of predicted classes, or of ten equal-width probability bins for binary
+probabilities. Regression: the standardized mean difference
+``(mean_champion - mean_challenger) / sqrt((var_champion + var_challenger) / 2)``.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from driftline.comparisons.pairing import CHAMPION, WaitingRoom
+from driftline.comparisons.pairing import CHALLENGER, CHAMPION, WaitingRoom
 from driftline.performance.metrics import predicted_classes
 from driftline.performance.task import Task, TaskSpec
 
@@ -44,7 +45,6 @@ class PredictionComparison:
         "difference_sum",
         "moments",
         "room",
-        "seen",
         "span",
         "specs",
     )
@@ -58,7 +58,6 @@ class PredictionComparison:
         """Of those, how many with the same predicted class (classifiers)."""
         self.difference_sum = 0.0
         """Sum of |champion - challenger| over them (regression)."""
-        self.seen = [False, False]
         bins = self._bins()
         self.counts = [[0] * bins, [0] * bins]
         """Per side, predictions per class / probability bin (classifiers)."""
@@ -67,57 +66,83 @@ class PredictionComparison:
         self.span: list[float] | None = None
         """First and last event time of the predictions the distance covers."""
 
+    @property
+    def regression(self) -> bool:
+        return self.specs[CHAMPION].task is Task.REGRESSION
+
     def _bins(self) -> int:
         spec = self.specs[CHAMPION]
         if spec.task is Task.REGRESSION:
             return 0
         return PREDICTION_BINS if spec.has_probabilities else len(spec.class_names)
 
-    def prediction(
-        self, side: int, request: int | None, code: float, time: float, watermark: float
-    ) -> None:
-        """One valid prediction (its code: :mod:`driftline.performance.task`) of ``side``."""
-        self.seen[side] = True
-        if self.seen[1 - side]:
-            self._count(side, code, time)
-        if request is None:
-            return
-        found = self.room.match(side, request, code, time, watermark)
-        if found is None:
-            return
-        other = found[0]
-        champion, challenger = (code, other) if side == CHAMPION else (other, code)
-        self.compared += 1
-        if self.specs[CHAMPION].task is Task.REGRESSION:
-            self.difference_sum += abs(champion - challenger)
-        else:
-            classes = [
-                float(predicted_classes(spec, np.array([value]))[0])
-                for spec, value in zip(self.specs, (champion, challenger), strict=True)
-            ]
-            self.agreements += int(classes[0] == classes[1])
-
-    def _count(self, side: int, code: float, time: float) -> None:
-        if self.span is None:
-            self.span = [time, time]
-        else:
-            self.span = [min(self.span[0], time), max(self.span[1], time)]
+    def prepare(self, side: int, codes: Floats) -> tuple[Floats, npt.NDArray[np.int64]]:
+        """Per prediction code of ``side`` (:mod:`driftline.performance.task`): the value
+        agreement compares (the predicted class; regression: the prediction; NaN if
+        invalid) and its bin for the distance (classes, or probability bins)."""
         spec = self.specs[side]
         if spec.task is Task.REGRESSION:
-            moments = self.moments[side]
-            moments[0] += 1.0
-            moments[1] += code
-            moments[2] += code * code
-            return
-        counts = self.counts[side]
+            return codes, np.zeros(codes.size, dtype=np.int64)
+        classes = predicted_classes(spec, codes)
+        valid = ~np.isnan(codes)
+        bins = np.zeros(codes.size, dtype=np.int64)
         if spec.has_probabilities:
-            counts[min(int(code * PREDICTION_BINS), PREDICTION_BINS - 1)] += 1
+            bins[valid] = np.minimum((codes[valid] * PREDICTION_BINS).astype(np.int64), 9)
         else:
-            counts[int(code)] += 1
+            bins[valid] = classes[valid].astype(np.int64)
+        return classes, bins
+
+    def update(
+        self,
+        sides: npt.NDArray[np.int64],
+        values: Floats,
+        bins: npt.NDArray[np.int64],
+        times: Floats,
+        requests: Sequence[int | None],
+        watermarks: Sequence[float],
+    ) -> None:
+        """Consume predictions of both versions in stream order (:meth:`prepare`'s values
+        and bins, event times, request id hashes, the comparison's watermark at each)."""
+        valid = ~np.isnan(values)
+        if valid.any():
+            spans = times[valid]
+            low, high = float(spans.min()), float(spans.max())
+            self.span = [low, high] if self.span is None else [
+                min(self.span[0], low), max(self.span[1], high)
+            ]  # fmt: skip
+        for side in (CHAMPION, CHALLENGER):
+            mine = valid & (sides == side)
+            if self.regression:
+                x = values[mine]
+                moments = self.moments[side]
+                moments[0] += float(x.size)
+                moments[1] = float(np.cumsum(np.concatenate(([moments[1]], x)))[-1])
+                moments[2] = float(np.cumsum(np.concatenate(([moments[2]], x * x)))[-1])
+            else:
+                added = np.bincount(bins[mine], minlength=len(self.counts[side]))
+                self.counts[side] = [
+                    a + int(b) for a, b in zip(self.counts[side], added, strict=True)
+                ]
+        for j in np.flatnonzero(valid).tolist():
+            request = requests[j]
+            if request is not None:
+                self._agree(
+                    int(sides[j]), request, float(values[j]), float(times[j]), watermarks[j]
+                )
+
+    def _agree(self, side: int, request: int, value: float, time: float, watermark: float) -> None:
+        found = self.room.match(side, request, value, time, watermark)
+        if found is None:
+            return
+        self.compared += 1
+        if self.regression:
+            self.difference_sum += abs(value - found[0])
+        else:
+            self.agreements += int(value == found[0])
 
     def report(self) -> dict[str, Any]:
         """Agreement and distance, JSON-ready (``None`` where nothing was compared)."""
-        regression = self.specs[CHAMPION].task is Task.REGRESSION
+        regression = self.regression
         agreement: dict[str, Any] = {"requests": self.compared}
         if regression:
             agreement["mean_absolute_difference"] = (
@@ -156,7 +181,6 @@ class PredictionComparison:
             "compared": self.compared,
             "agreements": self.agreements,
             "difference_sum": self.difference_sum,
-            "seen": list(self.seen),
             "counts": [list(c) for c in self.counts],
             "moments": [list(m) for m in self.moments],
             "span": self.span,
@@ -167,7 +191,6 @@ class PredictionComparison:
         self.compared = int(state["compared"])
         self.agreements = int(state["agreements"])
         self.difference_sum = float(state["difference_sum"])
-        self.seen = [bool(s) for s in state["seen"]]
         self.counts = [[int(v) for v in c] for c in state["counts"]]
         self.moments = [[float(v) for v in m] for m in state["moments"]]
         self.span = None if state["span"] is None else [float(v) for v in state["span"]]
