@@ -54,7 +54,9 @@ def stream(
     return [row for _, _, row in sorted(rows)]
 
 
-def outcomes(rows: list[Row], side: int) -> Outcomes | None:
+def outcomes(
+    rows: list[Row], side: int, spec: TaskSpec = BINARY, label_range: float | None = None
+) -> Outcomes | None:
     """The rows (a batch) of ``side`` as ground truth would give them."""
     mine = [(i, r) for i, r in enumerate(rows) if r.side == side]
     if not mine:
@@ -62,8 +64,8 @@ def outcomes(rows: list[Row], side: int) -> Outcomes | None:
     predictions = [(i, r) for i, r in mine if r.kind == "prediction"]
     pairs = [(i, r) for i, r in mine if r.kind == "pair"]
     out = Outcomes(
-        spec=BINARY,
-        label_range=None,
+        spec=spec,
+        label_range=label_range,
         prediction_indices=np.array([i for i, _ in predictions], dtype=np.int64),
         prediction_ids=[r.event_id for _, r in predictions],
         request_ids=[r.request for _, r in predictions],
@@ -170,3 +172,50 @@ def test_a_state_saved_with_other_settings_is_not_continued() -> None:
     _, state, _ = run(Comparison(_settings(), "/s"), rows, [])
     assert Comparison(_settings(), "/s").fits(state)
     assert not Comparison(_settings(alpha=0.01), "/s").fits(state)
+
+
+REGRESSION = TaskSpec(Task.REGRESSION, "value")
+
+
+def _regression_rows() -> list[Row]:
+    """Absolute errors: the champion's ~|N(0, 2)|, the challenger's ~|N(0, 1)|."""
+    rng = np.random.default_rng(4)
+    rows = stream(rng, 4_000, (0.5, 0.5), shadow=True)
+    scale = {0: 2.0, 1: 1.0}
+    return [
+        Row(r.side, r.kind, r.event_id, r.request, abs(rng.normal(0, scale[r.side])), r.time)
+        for r in rows
+    ]
+
+
+def _observe_regression(comparison: Comparison, label_range: float | None) -> list[Any]:
+    rows = _regression_rows()
+    found = comparison.observe(
+        outcomes(rows, 0, REGRESSION, label_range), outcomes(rows, 1, REGRESSION, label_range)
+    )
+    return [event.event["data"] for _, event in found]
+
+
+def test_regression_compares_clipped_absolute_errors() -> None:
+    comparison = Comparison(_settings(), "/s")
+    (data,) = _observe_regression(comparison, label_range=8.0)
+    assert data["metric"] == "mae" and data["loss_bound"] == 8.0
+    assert data["verdict"] == "challenger_better"
+    assert data["predictions"]["distance"]["name"] == "standardized_mean_difference"
+    assert "mean_absolute_difference" in data["predictions"]["agreement"]
+    # Without a label range from the profile, the bound must be configured.
+    unbounded = Comparison(_settings(), "/s")
+    assert _observe_regression(unbounded, label_range=None) == []
+    status = unbounded.status()
+    assert not status["started"] and "loss_bound" in status["reason"]
+    assert _observe_regression(Comparison(_settings(loss_bound=5.0), "/s"), None)
+
+
+def test_versions_of_different_tasks_are_not_compared() -> None:
+    rows = stream(np.random.default_rng(1), 300, (0.3, 0.1), shadow=True)
+    comparison = Comparison(_settings(), "/s")
+    assert comparison.observe(outcomes(rows, 0), outcomes(rows, 1, REGRESSION)) == []
+    assert "tasks differ" in comparison.status()["reason"]
+    restored = Comparison(_settings(), "/s")
+    restored.restore(orjson.loads(orjson.dumps(comparison.to_state())))
+    assert restored.to_state() == comparison.to_state()

@@ -227,10 +227,6 @@ class Comparison:
                 f"the versions' tasks differ ({champion.task} {list(champion.classes)} vs "
                 f"{challenger.task} {list(challenger.classes)})"
             )
-        self.predictions = PredictionComparison(
-            (champion, challenger),
-            WaitingRoom(self.settings.max_waiting, self.settings.max_wait_seconds),
-        )
         metric = self.settings.metric_for(champion.task)
         if champion.task not in METRIC_TASKS[metric]:
             return f"metric {metric!r} does not fit the models' task ({champion.task})"
@@ -244,6 +240,10 @@ class Comparison:
                     "(the reference profile gives no label range)"
                 )
             self.bound = bound
+        self.predictions = PredictionComparison(
+            (champion, challenger),
+            WaitingRoom(self.settings.max_waiting, self.settings.max_wait_seconds),
+        )
         return None
 
     def _compare(
