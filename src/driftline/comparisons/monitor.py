@@ -13,7 +13,8 @@ truth (so where batches are cut does not matter); events before are not compared
 2. the interval for the mean difference gives the verdict, after ``min_pairs`` pairs:
    ``challenger_better`` when its lower end is above 0, ``champion_better`` when its upper
    end is below 0, ``no_difference`` when it lies within ``[-min_effect, +min_effect]``,
-   ``insufficient_data`` otherwise. The interval is a running intersection, so it only
+   ``insufficient_data`` otherwise (an interval excluding 0 within ``+-min_effect`` gives
+   the ``*_better`` verdict). The interval is a running intersection, so it only
    shrinks: a ``*_better`` verdict, once reached, stays (unless the interval turns empty,
    which happens with probability below ``alpha``);
 3. every verdict change is a :class:`~driftline.comparisons.event.ComparisonEvent`.
