@@ -5,12 +5,15 @@ comparison events out of :meth:`Pipeline.process`, independent of batches and re
 from __future__ import annotations
 
 import heapq
+import itertools
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from driftline.cli import main
 from driftline.config import parse_settings
@@ -40,10 +43,13 @@ def _profile() -> ReferenceProfile:
     )
 
 
-def stream(requests: int, *, shadow: bool, seed: int = 3) -> list[bytes]:
+def stream(
+    requests: int, *, shadow: bool, seed: int = 3, shadow_share: float | None = None
+) -> list[bytes]:
     """Version 1 (champion) predicts from a noisy view of x, version 2 from x itself (it is
     better); labels come back per version 30 s to 10 min later. Shadow: both versions score
-    every request (same ``request_id``); else each request goes to one version."""
+    every request (same ``request_id``); else each request goes to one version;
+    ``shadow_share``: that share of requests in shadow, the others split."""
     rng = np.random.default_rng(seed)
     x = rng.normal(size=requests)
     noisy = x + rng.normal(scale=1.2, size=requests)
@@ -51,13 +57,14 @@ def stream(requests: int, *, shadow: bool, seed: int = 3) -> list[bytes]:
     times = START + np.arange(requests) / RATE
     events: list[tuple[float, int, dict[str, Any]]] = []
     for i in range(requests):
-        versions = ("1", "2") if shadow else (("1", "2")[int(rng.integers(2))],)
+        shared = shadow if shadow_share is None else bool(rng.random() < shadow_share)
+        versions = ("1", "2") if shared else (("1", "2")[int(rng.integers(2))],)
         for version in versions:
             p = _sigmoid(2 * (noisy[i] if version == "1" else x[i]))
             base = {"event_id": f"{version}-{i}", "model_id": "m", "model_version": version}
             prediction = {**base, "timestamp": float(times[i]), "prediction": float(p)}
             prediction["features"] = {"x": float(x[i])}
-            if shadow:
+            if shared:
                 prediction["request_id"] = f"r{i}"
             events.append((float(times[i]), len(events), prediction))
             label_time = float(times[i] + rng.uniform(30, 600))
@@ -155,3 +162,55 @@ def test_replay_writes_comparison_events_to_comparisons_out(tmp_path: Path) -> N
     bad = tmp_path / "bad.yaml"
     bad.write_text("comparisons: [{model_id: m, champion: '1', challenger: 1}]\n")
     assert main(["replay", str(events), "-c", str(bad)]) == 2
+
+
+PROFILE = _profile()
+MIXED = stream(6_000, shadow=False, shadow_share=0.5, seed=9)
+TIGHT = {
+    "models": [{"model_id": "m"}],
+    "comparisons": [
+        {
+            "model_id": "m",
+            "champion": "1",
+            "challenger": "2",
+            "min_pairs": 20,
+            "max_waiting": 200,
+            "max_wait_seconds": 300,
+            "max_pending_requests": 1_000,
+        }
+    ],
+}
+
+
+def _tight_run(cuts: list[int], restore_at: int | None) -> tuple[list[bytes], bytes]:
+    """Run MIXED cut at ``cuts`` (and restored from a checkpoint at ``restore_at``)."""
+    plan = build_plan(parse_settings(TIGHT), {0: PROFILE})
+    pipeline = Pipeline(plan)
+    out: list[bytes] = []
+    bounds = sorted({0, len(MIXED), *cuts, *(() if restore_at is None else (restore_at,))})
+    for a, b in itertools.pairwise(bounds):
+        if a == restore_at:
+            saved = pipeline
+            pipeline = Pipeline(plan)
+            pipeline.restore_parts(
+                saved.head_state(), {k: saved.version_state(k) for k in saved._monitored()}
+            )
+        result = pipeline.process(MIXED[a:b])
+        out += [c.to_json() for c in result.comparisons]
+    return out, _comparison_states(pipeline)
+
+
+@settings(max_examples=12, deadline=None)
+@given(
+    st.lists(st.integers(1, len(MIXED) - 1), max_size=6, unique=True),
+    st.one_of(st.none(), st.integers(1, len(MIXED) - 1)),
+)
+def test_any_split_and_any_checkpoint_give_the_same_comparison(
+    cuts: list[int], restore_at: int | None
+) -> None:
+    """Mixed traffic (half the requests in shadow), tight bounds so that outcomes wait,
+    expire and request ids are forgotten: the same events and state for any batches and
+    any restore point."""
+    whole = _tight_run([], None)
+    assert whole[0]
+    assert _tight_run(cuts, restore_at) == whole

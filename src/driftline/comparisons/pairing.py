@@ -12,7 +12,8 @@ Outcomes (a joined prediction and label: the version's loss on it)
       ``pair_by_request_id``): it waits for the other version's outcome of the same
       request; the later of the two completes the pair. The request id of a prediction is
       remembered (hashed, 64 bits) from the prediction until its label joins, among the
-      version's last ``max_pending_requests`` predictions with one.
+      version's last ``max_pending_requests`` predictions with one; an outcome whose
+      request id was forgotten (or whose prediction had none) is compared unpaired.
     - **unpaired** (no request id): the i-th such outcome of the champion is compared with
       the i-th of the challenger, whatever the interleaving; an outcome waits for its
       counterpart as above. Both sides' outcomes then come from the same stretch of event
