@@ -99,6 +99,9 @@ def _parser() -> argparse.ArgumentParser:
     run_replay.add_argument("--alerts-out", type=Path, help="default: standard output")
     run_replay.add_argument("--retrain-out", type=Path)
     run_replay.add_argument("--dead-letters-out", type=Path)
+    run_replay.add_argument(
+        "--comparisons-out", type=Path, help="champion / challenger verdict changes (JSONL)"
+    )
     run_replay.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
 
     report = commands.add_parser(
@@ -192,9 +195,11 @@ def _cmd_replay(args: argparse.Namespace, console: Console) -> int:
         _open_sink(args.alerts_out, sys.stdout.buffer) as alerts,
         _open_sink(args.retrain_out, None) as retrain,
         _open_sink(args.dead_letters_out, None) as dead,
+        _open_sink(args.comparisons_out, None) as comparisons,
     ):
         assert alerts is not None
-        replay(pipeline, args.events, ReplaySinks(alerts, retrain, dead), args.batch_size)
+        sinks = ReplaySinks(alerts, retrain, dead, comparisons)
+        replay(pipeline, args.events, sinks, args.batch_size)
     print_summary(pipeline, console)
     return EXIT_OK
 

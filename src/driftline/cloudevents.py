@@ -19,6 +19,7 @@ SPEC_VERSION = "1.0"
 DATA_CONTENT_TYPE = "application/json"
 ALERT_TYPE = "io.driftline.alert.v1"
 RETRAIN_TYPE = "io.driftline.retrain.requested.v1"
+COMPARISON_TYPE = "io.driftline.comparison.v1"
 #: The ``content-type`` header of an event in the CloudEvents Kafka protocol binding's
 #: structured mode (the value is the whole event as JSON).
 KAFKA_CONTENT_TYPE = "application/cloudevents+json; charset=UTF-8"

@@ -22,6 +22,7 @@ from pydantic import (
 )
 
 from driftline.alertmanager.settings import AlertmanagerSettings
+from driftline.comparisons.settings import ComparisonSettings, check_comparisons
 from driftline.detectors.catalog import DEFAULT_DETECTORS, DETECTORS
 from driftline.events import DecodeLimits
 from driftline.labels.settings import LabelSettings
@@ -323,6 +324,8 @@ class Settings(_Strict):
     labels: LabelSettings = LabelSettings()
     performance: PerformanceSettings = PerformanceSettings()
     models: tuple[ModelSettings, ...] = ()
+    comparisons: tuple[ComparisonSettings, ...] = ()
+    """Champion / challenger pairs of versions (README, "Champion vs challenger")."""
     kafka: KafkaSettings = KafkaSettings()
     checkpoint: CheckpointSettings = CheckpointSettings()
     http: HttpSettings = HttpSettings()
@@ -358,6 +361,7 @@ class Settings(_Strict):
             if key in seen:
                 raise ValueError(f"models.{i}: duplicate entry for model_id {model.model_id!r}")
             seen.add(key)
+        check_comparisons(self.comparisons)
         return self
 
     @property

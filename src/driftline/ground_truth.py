@@ -27,15 +27,17 @@ from __future__ import annotations
 
 import base64
 from collections import deque
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
 
 from driftline.events import LABEL_FEATURE, PREDICTION_FEATURE, FeedbackBatch, ModelBatch
 from driftline.findings import Finding
-from driftline.labels.join import JoinInput, JoinLimits, LabelJoin
+from driftline.labels.join import JoinedPairs, JoinInput, JoinLimits, LabelJoin
 from driftline.performance.detectors import ERROR_FEATURE, ESTIMATED_ERROR_FEATURE
+from driftline.performance.metrics import pair_errors
 from driftline.performance.monitor import PerformanceMonitor, PerformanceSettings
 from driftline.performance.reference import ReferencePerformance
 from driftline.performance.task import Task, TaskSpec, encode_labels, encode_prediction_columns
@@ -54,6 +56,52 @@ DELAY_SAMPLE = 1_000
 """Label delays kept (of the latest joined pairs) for the status page's p50 / p95."""
 
 Floats = npt.NDArray[np.float64]
+
+
+@dataclass(slots=True)
+class Outcomes:
+    """One batch of a version as comparisons (:mod:`driftline.comparisons`) read it, in
+    stream order: its predictions, and its valid joined pairs with the version's loss on
+    each (:func:`~driftline.performance.metrics.pair_errors`: 0/1 error, or the absolute
+    error for regression). Indices are batch positions (of the prediction; of the event
+    that completed the pair)."""
+
+    spec: TaskSpec
+    label_range: float | None
+    """Max - min of the reference profile's numeric labels (``None``: not known)."""
+    prediction_indices: npt.NDArray[np.int64]
+    prediction_ids: list[str]
+    request_ids: list[str | None]
+    """Each prediction's ``request_id`` (``None``: absent)."""
+    prediction_codes: Floats
+    prediction_times: Floats
+    pair_indices: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
+    pair_ids: list[str] = field(default_factory=list)
+    """The event id of each pair (the prediction's, which its label shares)."""
+    losses: Floats = field(default_factory=lambda: np.zeros(0))
+    pair_prediction_times: Floats = field(default_factory=lambda: np.zeros(0))
+    completion_times: Floats = field(default_factory=lambda: np.zeros(0))
+    """Event time of the later of the prediction and the label."""
+
+    def add_pairs(
+        self, pairs: JoinedPairs, event_ids: list[str], indices: npt.NDArray[np.int64]
+    ) -> None:
+        """Set the batch's joined pairs (those with a valid prediction and label)."""
+        losses = pair_errors(self.spec, pairs.prediction, pairs.label)
+        valid = np.flatnonzero(~np.isnan(losses))
+        self.pair_indices = indices[valid]
+        self.pair_ids = [event_ids[i] for i in valid.tolist()]
+        self.losses = losses[valid]
+        self.pair_prediction_times = pairs.prediction_time[valid]
+        self.completion_times = np.maximum(pairs.prediction_time, pairs.label_time)[valid]
+
+
+class Observed(NamedTuple):
+    """What :meth:`GroundTruth.observe` made of one batch."""
+
+    findings: list[tuple[int, Finding]]
+    outcomes: Outcomes | None
+    """``None`` when the batch had no event of the version."""
 
 
 class GroundTruth:
@@ -90,15 +138,16 @@ class GroundTruth:
         model_version: str,
         predictions: ModelBatch | None,
         feedback: FeedbackBatch | None,
-    ) -> list[tuple[int, Finding]]:
-        """Join and measure one batch's events of the version; return the findings of the
-        windows they closed, each with the batch position of the event that closed it."""
+    ) -> Observed:
+        """Join and measure one batch's events of the version: the findings of the windows
+        they closed, each with the batch position of the event that closed it, and the
+        batch's outcomes."""
         indices, ids, times, has_prediction, has_label, codes, labels = self._merged(
             predictions, feedback
         )
         n = indices.size
         if n == 0:
-            return []
+            return Observed([], None)
         base = self.position
         positions = base + np.arange(n, dtype=np.int64)
         start = 0
@@ -131,6 +180,8 @@ class GroundTruth:
             pairs, model_id=model_id, model_version=model_version, event_ids=completing
         )
         rows = np.flatnonzero(has_prediction)
+        outcomes = self._outcomes(predictions, indices, ids, times, rows, codes)
+        outcomes.add_pairs(pairs, completing, indices[pairs.completed_at - base])
         found += self.performance.observe_predictions(
             codes[rows],
             times[rows],
@@ -140,7 +191,31 @@ class GroundTruth:
             event_ids=ids if len(rows) == len(ids) else [ids[i] for i in rows.tolist()],
         )
         found.sort(key=lambda item: item[0])  # stable: each window's findings together
-        return [(int(indices[position - base]), finding) for position, finding in found]
+        return Observed(
+            [(int(indices[position - base]), finding) for position, finding in found], outcomes
+        )
+
+    def _outcomes(
+        self,
+        predictions: ModelBatch | None,
+        indices: npt.NDArray[np.int64],
+        ids: list[str],
+        times: Floats,
+        rows: npt.NDArray[np.int64],
+        codes: Floats,
+    ) -> Outcomes:
+        """The batch's predictions (rows ``rows`` of the merged events) as outcomes."""
+        label = self.label_profile
+        numeric = None if label is None else label.numeric
+        return Outcomes(
+            spec=self.spec,
+            label_range=None if numeric is None else numeric.maximum - numeric.minimum,
+            prediction_indices=indices[rows],
+            prediction_ids=[ids[i] for i in rows.tolist()],
+            request_ids=[] if predictions is None else list(predictions.request_ids),
+            prediction_codes=codes[rows],
+            prediction_times=times[rows],
+        )
 
     def _merged(
         self, predictions: ModelBatch | None, feedback: FeedbackBatch | None

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import orjson
 
+from driftline.comparisons import ComparisonEvent, Comparisons
 from driftline.events import (
     LABEL_FEATURE,
     PREDICTION_FEATURE,
@@ -26,7 +27,7 @@ from driftline.events import (
     decode_batch,
 )
 from driftline.findings import Finding
-from driftline.ground_truth import GROUND_TRUTH_FEATURES, TASK_CHANGED, GroundTruth
+from driftline.ground_truth import GROUND_TRUTH_FEATURES, TASK_CHANGED, GroundTruth, Outcomes
 from driftline.monitor import STATE_VERSION as MONITOR_STATE_VERSION
 from driftline.monitor import ModelMonitor, profile_mismatch
 from driftline.performance.profile_task import infer_task
@@ -77,6 +78,8 @@ class PipelineOutput:
     learning_started: list[LearningStarted] = field(default_factory=list)
     """Columns that started learning their reference from live events in this batch (the
     shell logs each once)."""
+    comparisons: list[ComparisonEvent] = field(default_factory=list)
+    """Verdict changes of champion / challenger comparisons (:mod:`driftline.comparisons`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -360,6 +363,8 @@ class Pipeline:
         self.quarantined: dict[ModelKey, Alert] = {}
         """Versions stopped by an internal error, with their firing DriftlineInternalError
         alert (checkpointed in the head: a restore resolves it and tries them again)."""
+        self.comparisons = Comparisons(plan.comparisons, plan.source)
+        """Champion / challenger comparisons, fed the outcomes of the versions they compare."""
 
     def process(self, payloads: Sequence[bytes]) -> PipelineOutput:
         """Run one batch through every model version it holds.
@@ -380,6 +385,8 @@ class Pipeline:
         feedback = {(f.model_id, f.model_version): f for f in decoded.feedback}
         labelled: dict[ModelKey, FeedbackBatch] = {}
         """Feedback of the versions that are monitored (or quarantined)."""
+        outcomes: dict[ModelKey, Outcomes] = {}
+        """Ground truth's outcomes of the compared versions."""
         for batch in decoded.models:
             key = (batch.model_id, batch.model_version)
             labels = feedback.pop(key, None)
@@ -426,13 +433,15 @@ class Pipeline:
                                 int(batch.indices[row]) if 0 <= row < len(batch) else None
                             )
                     if truth is not None and monitored_from is not None:
-                        found_truth = truth.observe(
+                        observed = truth.observe(
                             key[0],
                             key[1],
                             _predictions_from(batch, monitored_from),
                             None if labels is None else _feedback_from(labels, monitored_from),
                         )
-                        version_found.extend((index, key, f) for index, f in found_truth)
+                        version_found.extend((index, key, f) for index, f in observed.findings)
+                        if observed.outcomes is not None and key in self.comparisons.versions:
+                            outcomes[key] = observed.outcomes
             except Exception as exc:
                 failures.append((key, exc))
                 if key in self.versions:
@@ -467,15 +476,18 @@ class Pipeline:
                 continue
             labelled[key] = labels
             sequences[key] = version.monitor.sequence
+            self.changed.add(key)
             try:
                 truth = version.start_ground_truth()
-                found_truth = [] if truth is None else truth.observe(key[0], key[1], None, labels)
+                joined = None if truth is None else truth.observe(key[0], key[1], None, labels)
             except Exception as exc:
                 failures.append((key, exc))
-                self.changed.add(key)
                 continue
-            self.changed.add(key)
-            found.extend((index, key, f) for index, f in found_truth)
+            if joined is None:
+                continue
+            found.extend((index, key, f) for index, f in joined.findings)
+            if joined.outcomes is not None and key in self.comparisons.versions:
+                outcomes[key] = joined.outcomes
         found.sort(key=lambda item: item[0])  # stable: keeps each model's window order
         for _, key, finding in found:
             self.latest.setdefault(key, {})[(finding.feature, finding.detector)] = finding
@@ -498,6 +510,10 @@ class Pipeline:
             # Published even when the policies failed part-way: the alert state already
             # holds every transition made before the failure, so its events must go out.
             produced.append((position, key, alerts, requests))
+        compared, homes = self.comparisons.observe(
+            {key: o for key, o in outcomes.items() if key not in failed}, self._monitored()
+        )
+        self.changed |= homes
         for key, n in counted.items():
             if key not in failed:
                 self.counters.events[key] += n
@@ -507,6 +523,7 @@ class Pipeline:
         output = PipelineOutput(latest_event_time=latest)
         output.findings = [finding for _, key, finding in found if key not in failed]
         output.learning_started = [notice for _, notice in sorted(learning, key=lambda n: n[0])]
+        output.comparisons = [event for _, event in compared]
         internal: list[tuple[int, Alert]] = []
         for key, error in failures:
             first: ModelBatch | FeedbackBatch = batches[key] if key in batches else labelled[key]
@@ -684,7 +701,7 @@ class Pipeline:
     def to_state(self) -> bytes:
         """The state of every model version (monitors and policies), as bytes."""
         versions = [
-            {"model_id": k[0], "model_version": k[1], "state": v.to_state()}
+            {"model_id": k[0], "model_version": k[1], "state": self._version_state(k, v)}
             for k, v in self.versions.items()
             if v is not None
         ]
@@ -734,7 +751,18 @@ class Pipeline:
         version = self.versions[key]
         if version is None:
             raise KeyError(f"{key[0]}/{key[1]} is not monitored")
-        return orjson.dumps(version.to_state())
+        return orjson.dumps(self._version_state(key, version))
+
+    def _version_state(self, key: ModelKey, version: _ModelVersion) -> dict[str, Any]:
+        """A version's state, with the comparisons saved there (:mod:`driftline.comparisons`)."""
+        state = version.to_state()
+        comparisons = self.comparisons.state_of(key)
+        if comparisons:  # only then: states without comparisons keep their bytes
+            state["comparisons"] = comparisons
+        return state
+
+    def _monitored(self) -> set[ModelKey]:
+        return {key for key, version in self.versions.items() if version is not None}
 
     def head_state(self) -> bytes:
         """Everything but the versions' own states: the counters and which versions are
@@ -785,12 +813,17 @@ class Pipeline:
         restored: dict[ModelKey, _ModelVersion | None] = {}
         reset: set[ModelKey] = set()
         output = PipelineOutput()
+        comparisons = Comparisons(self.plan.comparisons, self.plan.source)
         for key, version_state in versions.items():
             # A version the plan now ignores keeps its state (as it was checkpointed).
             version_plan = self.plan.for_version(key) or self.plan.unconfigured
             version = _ModelVersion(key, self.plan, version_plan)
             if not isinstance(version_state, dict):
                 raise StateError(key, f"not an object: {type(version_state).__name__}")
+            try:
+                comparisons.restore({key: version_state.get("comparisons", [])})
+            except Exception as exc:
+                raise StateError(key, f"comparisons: {type(exc).__name__}: {exc}") from exc
             mismatch, resolved = version.restore(version_state)
             if mismatch is not None or resolved:
                 reset.add(key)
@@ -809,6 +842,7 @@ class Pipeline:
         output.alerts.extend(resolved_without_window(a, reason, a.time) for a in left)
         self.versions = restored
         self.counters = restored_counters
+        self.comparisons = comparisons
         self.quarantined = {}
         for alert in output.alerts:
             self.counters.alerts[(alert.severity, alert.status)] += 1

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from driftline.comparisons.settings import ComparisonSettings
 from driftline.detectors.catalog import DETECTORS
 from driftline.events import DecodeLimits
 from driftline.labels.join import JoinLimits
@@ -100,6 +101,8 @@ class Plan:
     labels: JoinLimits = field(default_factory=lambda: LabelSettings().limits())
     """Bounds of each version's label join."""
     performance: PerformanceSettings = field(default_factory=PerformanceSettings)
+    comparisons: tuple[ComparisonSettings, ...] = ()
+    """Champion / challenger pairs (:mod:`driftline.comparisons`)."""
 
     def for_version(self, key: ModelKey) -> VersionPlan | None:
         """The plan of a model version: its exact entry, else its model's first

@@ -9,12 +9,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from driftline.comparisons.settings import METRIC_TASKS
 from driftline.config import ConfigError, ModelSettings, Settings, Threshold
 from driftline.detectors.catalog import DETECTORS
 from driftline.monitor import ModelMonitor, MonitorPlan
 from driftline.performance.detectors import PERFORMANCE_STATISTICS
 from driftline.performance.profile_task import infer_task
-from driftline.performance.task import TaskInferenceError
+from driftline.performance.task import Task, TaskInferenceError
 from driftline.plan import ModelEntry, Plan, ThresholdOverrides, ThresholdTable, VersionPlan
 from driftline.policy.alerts import AlertPolicy
 from driftline.policy.retrain import RetrainPolicy
@@ -64,7 +65,7 @@ def build_plan(settings: Settings, profiles: Mapping[int, ReferenceProfile] | No
     _check_performance(settings)
     for i, entry in enumerate(entries):
         _check_task(entry.plan, f"models.{i}.task")
-    return Plan(
+    plan = Plan(
         source=settings.source,
         decode=settings.decode,
         max_model_versions=settings.limits.max_model_versions,
@@ -76,7 +77,10 @@ def build_plan(settings: Settings, profiles: Mapping[int, ReferenceProfile] | No
         entries=entries,
         labels=settings.labels.limits(),
         performance=settings.performance,
+        comparisons=settings.comparisons,
     )
+    _check_comparisons(plan)
+    return plan
 
 
 def _version_plan(
@@ -229,6 +233,40 @@ def _check_performance(settings: Settings) -> None:
                 f"performance.detectors: unknown detector {name!r} "
                 f"(known: {', '.join(sorted(known))})"
             )
+
+
+def _check_comparisons(plan: Plan) -> None:
+    """Each compared version is monitored; where the tasks are known (configured, or from
+    a configured profile) they are the same and the metric fits them."""
+    for i, comparison in enumerate(plan.comparisons):
+        tasks: list[Task] = []
+        for role in ("champion", "challenger"):
+            key = (comparison.model_id, getattr(comparison, role))
+            version_plan = plan.for_version(key)
+            if version_plan is None:
+                raise ConfigError(
+                    f"comparisons.{i}.{role}: model {key[0]!r} version {key[1]!r} is not "
+                    "monitored (no models entry, and unconfigured_models is ignore)"
+                )
+            spec = infer_task(
+                version_plan.profile, version_plan.task, version_plan.decision_threshold
+            )
+            if spec is None and version_plan.task is not None:
+                tasks.append(version_plan.task)
+            elif spec is not None:
+                tasks.append(spec.task)
+        if len(tasks) == 2 and tasks[0] is not tasks[1]:
+            raise ConfigError(
+                f"comparisons.{i}.challenger: its task ({tasks[1]}) is not the champion's "
+                f"({tasks[0]})"
+            )
+        if tasks and comparison.metric is not None:
+            fits = METRIC_TASKS[comparison.metric]
+            if tasks[0] not in fits:
+                raise ConfigError(
+                    f"comparisons.{i}.metric: {comparison.metric!r} does not measure a "
+                    f"{tasks[0]} model (it measures {', '.join(sorted(fits))})"
+                )
 
 
 def _check_task(plan: VersionPlan, key: str) -> None:

@@ -28,6 +28,8 @@ class ReplaySinks:
     alerts: BinaryIO
     retrain_requests: BinaryIO | None
     dead_letters: BinaryIO | None
+    comparisons: BinaryIO | None = None
+    """Comparison events (``--comparisons-out``), one JSON line each."""
 
 
 def read_batches(
@@ -85,6 +87,9 @@ def write_output(output: PipelineOutput, numbers: list[int], sinks: ReplaySinks)
     if sinks.retrain_requests is not None:
         for request in output.retrain_requests:
             sinks.retrain_requests.write(request.to_json() + b"\n")
+    if sinks.comparisons is not None:
+        for comparison in output.comparisons:
+            sinks.comparisons.write(comparison.to_json() + b"\n")
     if sinks.dead_letters is not None:
         for dead in output.dead_letters:
             record = dead_letter_record(
