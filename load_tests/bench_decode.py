@@ -5,7 +5,9 @@ core and prints one table: events/s for RFC 3339 and epoch-millisecond timestamp
 and with a ``request_id`` on every event (shadow-mode traffic: two events per request), next
 to a naive baseline measured in the same run (``orjson.loads`` per message plus a
 per-event Python walk over the dict building per-model columns) and the ``orjson.loads``
-ceiling (parsing alone, no validation, no columns).
+ceiling (parsing alone, no validation, no columns). A second table decodes events of the
+credit-scoring shape (6 numbers, 3 category strings, 1 boolean), with the native decoder and
+with the Python one alone (``native=False``), next to the same naive baseline.
 
 Run: ``.venv/bin/python load_tests/bench_decode.py [--events N] [--batch B] [--repeat R]``
 """
@@ -55,6 +57,38 @@ def make_payloads(
         }
         if request_ids:
             event["request_id"] = f"req-{i // 2:09d}"
+        payloads.append(orjson.dumps(event))
+    return payloads
+
+
+def make_mixed_payloads(count: int, seed: int = 7) -> list[bytes]:
+    """Credit-scoring-shaped events: 6 numbers, 3 category strings and 1 boolean."""
+    rng = random.Random(seed)
+    countries = ["GB", "FR", "DE", "ES", "IT", "NL"]
+    employment = ["employed", "self_employed", "unemployed", "retired"]
+    payloads = []
+    for i in range(count):
+        moment = START + timedelta(milliseconds=37 * i)
+        features: dict[str, Any] = {
+            "amount": round(rng.lognormvariate(7, 1), 2),
+            "income": rng.randrange(10_000, 200_000),
+            "age": rng.randrange(18, 90),
+            "credit_score": rng.randrange(300, 850),
+            "num_accounts": rng.randrange(0, 10),
+            "debt_ratio": round(rng.random(), 3),
+            "country": rng.choice(countries),
+            "employment": rng.choice(employment),
+            "channel": rng.choice(["web", "mobile", "branch"]),
+            "has_mortgage": rng.random() < 0.4,
+        }
+        event = {
+            "event_id": f"evt-{i:09d}",
+            "model_id": "credit",
+            "model_version": "1",
+            "timestamp": moment.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "features": features,
+            "prediction": round(rng.random(), 4),
+        }
         payloads.append(orjson.dumps(event))
     return payloads
 
@@ -147,6 +181,29 @@ def main() -> None:
         )
     print("numbers: short = rounded to 3 decimals; full = full-precision doubles (17 digits)")
     print("request_id: absent = none; paired = one on every event, shared by two events")
+
+    payloads = make_mixed_payloads(args.events)
+    batches = [payloads[i : i + args.batch] for i in range(0, len(payloads), args.batch)]
+    assert not decode_batch(batches[0]).dead_letters
+    rates = events_per_second(
+        {
+            "native": decode_batch,
+            "python": lambda batch: decode_batch(batch, native=False),
+            "naive": naive_decode,
+        },
+        batches,
+        args.repeat,
+    )
+    print()
+    header = f"{'credit-scoring shape':<22} {'events/s':>10} {'vs python':>10} {'vs naive':>9}"
+    print(header)
+    print("-" * len(header))
+    for name in ("native", "python", "naive"):
+        print(
+            f"{'decode_batch ' + name if name != 'naive' else 'naive':<22} "
+            f"{rates[name]:>10,.0f} {rates[name] / rates['python']:>9.2f}x "
+            f"{rates[name] / rates['naive']:>8.2f}x"
+        )
 
 
 if __name__ == "__main__":

@@ -65,13 +65,19 @@ def _snapshot(batch: DecodedBatch) -> dict[str, Any]:
 
 
 def _numeric_ok(model: ModelBatch) -> None:
-    """The precomputed float64 columns are what numeric_column makes of the lists."""
-    if model.numeric_columns is None:
-        return
-    singles = {name: model.column(name) for name in model.numeric_columns}  # built one by one
+    """Columns built one by one are the lists, and the precomputed float64 columns are what
+    numeric_column makes of them."""
+    names = model.column_names()
+    singles = {name: model.column(name) for name in names}  # built one by one
     assert singles == model.columns
-    assert list(model.numeric_columns) == list(model.columns)
-    for name, values in model.numeric_columns.items():
+    assert names == list(model.columns)
+    if model.numeric_columns is not None:
+        assert list(model.numeric_columns) == names
+    for name in names:
+        values = model.numeric_array(name)
+        if values is None:
+            assert model.numeric_columns is None
+            continue
         expected = numeric_column(model.columns[name], len(model)).values
         assert values.dtype == np.float64 and not values.flags.writeable
         assert np.array_equal(np.isnan(values), np.isnan(expected)), name
@@ -165,16 +171,58 @@ def test_canonical_events_are_decoded_natively() -> None:
 def test_mixed_model_batch_merges_rows_in_input_order() -> None:
     payloads = [
         orjson.dumps(event(event_id="a", features={"x": 1.5})),
-        orjson.dumps(event(event_id="b", features={"x": "text", "y": True})),  # Python
+        orjson.dumps(event(event_id="b", features={"x": "text", "y": True})),
         orjson.dumps(event(event_id="c", features={"z": None}, prediction=None)),
         orjson.dumps(event(event_id="d", prediction={"yes": 0.7, "no": 0.3})),  # Python
         orjson.dumps(event(event_id="e", features={"__bad": 1})),  # dead letter
         orjson.dumps(event(event_id="f", model_id="other", features={"x": 2})),
     ]
-    assert native_rows(payloads) == 3
+    assert native_rows(payloads) == 4
     decoded = decode_batch(payloads)
     assert [m.event_ids for m in decoded.models] == [["a", "b", "c", "d"], ["f"]]
     assert decoded.models[0].numeric_columns is None  # merged with Python rows
+    assert_same(payloads)
+
+
+@native
+def test_strings_and_booleans_are_decoded_natively() -> None:
+    payloads = [
+        orjson.dumps(event(event_id="a", features={"c": "GB", "b": True, "x": 1, "m": "GB"})),
+        orjson.dumps(event(event_id="b", features={"c": "FR", "b": False, "x": "1"})),
+        orjson.dumps(event(event_id="c", features={"c": None, "x": 2.5, "m": 7})),
+        orjson.dumps(event(event_id="d", features={"c": "", "b": None, "n": 1.0})),
+        orjson.dumps(event(event_id="e", features={"c": "caf\u00e9"})),  # escape: Python
+        orjson.dumps(event(event_id="f", features={"c": "GB", "b": "true"})),
+    ]
+    assert native_rows(payloads[:4] + payloads[5:]) == 5
+    assert native_rows(payloads) == 5
+    batch = decode_batch(payloads[:4] + payloads[5:]).models[0]
+    assert batch.numeric_columns is None
+    assert batch.numeric_array("n") is not None and batch.numeric_array("x") is None
+    assert batch.column_names() == ["__prediction__", "b", "c", "m", "n", "x"]
+    assert batch.column("c") == ["GB", "FR", None, "", "GB"]
+    assert batch.column("b") == [True, False, None, None, "true"]
+    nothing = type(None)
+    assert [type(v) for v in batch.column("x") or []] == [int, str, float, nothing, nothing]
+    assert batch.column("m") == ["GB", None, 7, None, None]
+    assert batch.presence()["b"].tolist() == [True, True, False, True, True]
+    assert batch.presence()["c"].tolist() == [True, True, True, True, True]
+    assert_same(payloads)
+
+
+@native
+def test_a_column_reuses_its_recent_strings() -> None:
+    few = ["GB", "FR", "DE"] * 4  # fewer distinct strings than the column remembers
+    many = [f"c{i % 12}" for i in range(36)]  # more: equal values, new objects
+    payloads = [
+        orjson.dumps(event(event_id=str(i), features={"few": a, "many": b}))
+        for i, (a, b) in enumerate(zip(few * 3, many, strict=True))
+    ]
+    batch = decode_batch(payloads).models[0]
+    column, other = batch.column("few"), batch.column("many")
+    assert column == few * 3 and other == many
+    assert column is not None and len({id(v) for v in column}) == 3
+    assert other is not None and len({id(v) for v in other}) == 36
     assert_same(payloads)
 
 
@@ -414,7 +462,7 @@ good_fields: dict[str, st.SearchStrategy[Any]] = {
     ),
     "features": st.dictionaries(
         st.sampled_from(["a", "b", "c", "d"]) | safe.filter(lambda n: not n.startswith("__")),
-        st.none() | numbers,
+        st.none() | numbers | st.booleans() | safe | st.sampled_from(["", "GB", "FR", "x y"]),
         max_size=6,
     ),
     "prediction": st.none() | numbers,
@@ -571,7 +619,7 @@ def test_request_ids_stay_native_and_cost_nothing_when_absent() -> None:
         assert_same(payloads)
     # No request id in a group: no list at all (ModelBatch builds its Nones on first use).
     groups = [events._NATIVE_DECODE(p, 10**6, 10)[1] for p in (plain, paired, late)]
-    assert [[group[9] for group in found] for found in groups] == [
+    assert [[group[10] for group in found] for found in groups] == [
         [None],
         [["r0", "r0", "r1", "r1"]],
         [[None, None, "r9", None]],

@@ -15,7 +15,8 @@
  * 15 digits without sign; ``timestamp`` a number (epoch seconds below 1e11, else ms) or a
  * ``YYYY-MM-DDThh:mm:ss[.f{1,6}](Z|+hh:mm|-hh:mm)`` string, inside the accepted range and
  * before 2^53 microseconds; ``features`` absent, null, or an object of at most max_features
- * distinct non-empty names not starting with "__" whose values are numbers or null;
+ * distinct non-empty names not starting with "__" whose values are numbers, null, strings
+ * (printable ASCII without escapes, as everywhere here) or booleans;
  * ``prediction`` and ``label`` absent, null or numbers; ``request_id`` absent, null or a
  * string of 1..512 chars; other keys with scalar values; and features or a prediction
  * present. Numbers: finite doubles (correctly rounded, like orjson); integer literals of
@@ -25,9 +26,13 @@
  * timestamps: bytearray of float64, names: list, values: list of bytes (float64, NaN
  * where null or absent), int_masks: list of bytes (uint8, 1 where the literal was an
  * integer) or None, null_masks: list of bytes (uint8, 1 where the value was an explicit
- * null, so the row has the column) or None), request_ids: list (str, or None where the
- * event had none) or None when no row had one). Columns "__prediction__" and "__label__"
- * hold prediction and label (a null one gives the row no such column).
+ * null, so the row has the column) or None, objects: list of (list or None): for a column
+ * where some row has a string or a boolean, every row's value as the Python decoder gives
+ * it (str, bool, int, float, or None where null or absent; its values are NaN in those
+ * rows), else None, request_ids: list (str, or None where the event had none) or None when
+ * no row had one). Columns "__prediction__" and "__label__" hold prediction and label (a
+ * null one gives the row no such column). The strings of a column are reused (the latest
+ * RECENT_STRINGS distinct ones): categories repeat, so most rows cost no new object.
  *
  * The module also holds bin_count, the fast path of driftline.sketches.BinCounts.update
  * (see "bin_count" below).
@@ -47,6 +52,7 @@
 #define EPOCH_MILLISECONDS_FROM 1e11
 #define MAX_EPOCH_SECONDS 253402300799.0
 #define MAX_EXACT_MICROS 9007199254740992LL /* 2^53 */
+#define RECENT_STRINGS 8
 
 static const char PREDICTION_NAME[] = "__prediction__";
 static const char LABEL_NAME[] = "__label__";
@@ -56,11 +62,14 @@ typedef struct {
     Py_ssize_t n;
 } Slice;
 
-enum { V_NULL = 0, V_FLOAT = 1, V_INT = 2 };
+static const Slice NO_TEXT = {NULL, 0};
+
+enum { V_NULL = 0, V_FLOAT = 1, V_INT = 2, V_STR = 3, V_TRUE = 4, V_FALSE = 5 };
 
 typedef struct {
     Slice name;
     double value;
+    Slice text; /* V_STR: the string's characters */
     int kind;
 } Feature;
 
@@ -83,6 +92,9 @@ typedef struct {
     double *values;
     uint8_t *ints;  /* 1 where the literal was an integer; NULL until one is */
     uint8_t *nulls; /* 1 where the value was an explicit null; NULL until one is */
+    PyObject **objects; /* the str or bool of each row that has one; NULL until one does */
+    PyObject *recent[RECENT_STRINGS]; /* the column's latest distinct strings, reused */
+    Py_ssize_t nrecent;
     Py_ssize_t present;
     Py_ssize_t stamp;
 } Column;
@@ -1251,7 +1263,7 @@ rfc3339_seconds(Slice s, double *out)
 /* --- one event --------------------------------------------------------------------------- */
 
 static int
-push_feature(Event *ev, Slice name, double value, int kind)
+push_feature(Event *ev, Slice name, double value, Slice text, int kind)
 {
     if (ev->nfeat == ev->feats_cap) {
         Py_ssize_t cap = ev->feats_cap ? ev->feats_cap * 2 : 64;
@@ -1265,6 +1277,7 @@ push_feature(Event *ev, Slice name, double value, int kind)
     Feature *f = &ev->feats[ev->nfeat++];
     f->name = name;
     f->value = value;
+    f->text = text;
     f->kind = kind;
     return 0;
 }
@@ -1299,12 +1312,33 @@ parse_features(const char **pp, const char *end, Event *ev, Py_ssize_t max_featu
             return 0;
         }
         double value = 0.0;
+        Slice text = {NULL, 0};
         int kind;
         if (*p == 'n') {
             if (!parse_null(&p, end)) {
                 return 0;
             }
             kind = V_NULL;
+        }
+        else if (*p == '"') {
+            if (!parse_plain_string(&p, end, &text)) {
+                return 0;
+            }
+            kind = V_STR;
+        }
+        else if (*p == 't') {
+            if (end - p < 4 || memcmp(p, "true", 4) != 0) {
+                return 0;
+            }
+            p += 4;
+            kind = V_TRUE;
+        }
+        else if (*p == 'f') {
+            if (end - p < 5 || memcmp(p, "false", 5) != 0) {
+                return 0;
+            }
+            p += 5;
+            kind = V_FALSE;
         }
         else {
             int is_int;
@@ -1317,7 +1351,7 @@ parse_features(const char **pp, const char *end, Event *ev, Py_ssize_t max_featu
         if (ev->nfeat >= max_features) {
             return 0;
         }
-        if (push_feature(ev, name, value, kind) < 0) {
+        if (push_feature(ev, name, value, text, kind) < 0) {
             return -1;
         }
         p = skip_ws(p, end);
@@ -1558,9 +1592,19 @@ static void
 group_free(Group *g)
 {
     for (Py_ssize_t c = 0; c < g->ncols; c++) {
-        PyMem_Free(g->cols[c].values);
-        PyMem_Free(g->cols[c].ints);
-        PyMem_Free(g->cols[c].nulls);
+        Column *col = &g->cols[c];
+        PyMem_Free(col->values);
+        PyMem_Free(col->ints);
+        PyMem_Free(col->nulls);
+        if (col->objects != NULL) {
+            for (Py_ssize_t r = 0; r < g->cap; r++) {
+                Py_XDECREF(col->objects[r]);
+            }
+            PyMem_Free(col->objects);
+        }
+        for (Py_ssize_t i = 0; i < col->nrecent; i++) {
+            Py_DECREF(col->recent[i]);
+        }
     }
     PyMem_Free(g->cols);
     PyMem_Free(g->table);
@@ -1630,6 +1674,14 @@ group_reserve_row(Group *g)
             }
             memset(nulls + g->cap, 0, (size_t)(cap - g->cap));
             col->nulls = nulls;
+        }
+        if (col->objects != NULL) {
+            PyObject **objects = PyMem_Realloc(col->objects, (size_t)cap * sizeof(PyObject *));
+            if (objects == NULL) {
+                return -1;
+            }
+            memset(objects + g->cap, 0, (size_t)(cap - g->cap) * sizeof(PyObject *));
+            col->objects = objects;
         }
     }
     g->cap = cap;
@@ -1765,10 +1817,53 @@ find_group(Groups *gs, const Event *ev)
     return g;
 }
 
+/* A new reference to the str of `text`: one of the column's recent strings when equal
+   (categories repeat), else a new one that joins them. NULL on error. */
+static PyObject *
+column_string(Column *col, Slice text)
+{
+    for (Py_ssize_t i = 0; i < col->nrecent; i++) {
+        PyObject *known = col->recent[i];
+        if (PyUnicode_GET_LENGTH(known) == text.n &&
+            memcmp(PyUnicode_1BYTE_DATA(known), text.p, (size_t)text.n) == 0) {
+            return Py_NewRef(known);
+        }
+    }
+    PyObject *str = ascii_str(text);
+    if (str == NULL) {
+        return NULL;
+    }
+    if (col->nrecent < RECENT_STRINGS) {
+        col->recent[col->nrecent++] = Py_NewRef(str);
+    }
+    else { /* the oldest makes room */
+        Py_DECREF(col->recent[0]);
+        memmove(col->recent, col->recent + 1, (RECENT_STRINGS - 1) * sizeof(PyObject *));
+        col->recent[RECENT_STRINGS - 1] = Py_NewRef(str);
+    }
+    return str;
+}
+
 static int
-set_cell(Column *col, Py_ssize_t row, Py_ssize_t cap, double value, int kind)
+set_cell(Column *col, Py_ssize_t row, Py_ssize_t cap, double value, Slice text, int kind)
 {
     col->present++;
+    if (kind == V_STR || kind == V_TRUE || kind == V_FALSE) {
+        if (col->objects == NULL) {
+            col->objects = PyMem_Calloc((size_t)cap, sizeof(PyObject *));
+            if (col->objects == NULL) {
+                return -1;
+            }
+        }
+        PyObject *object = kind == V_STR    ? column_string(col, text)
+                           : kind == V_TRUE ? Py_NewRef(Py_True)
+                                            : Py_NewRef(Py_False);
+        if (object == NULL) {
+            return -1;
+        }
+        col->objects[row] = object;
+        return 0;
+    }
     if (kind == V_NULL) {
         if (col->nulls == NULL) {
             col->nulls = PyMem_Calloc((size_t)cap, 1);
@@ -1891,16 +1986,17 @@ add_row(Groups *gs, const Event *ev, Py_ssize_t index, Py_ssize_t **ids, Py_ssiz
     g->indices[row] = index;
     g->timestamps[row] = ev->seconds;
     for (k = 0; k < ev->nfeat; k++) {
-        if (set_cell(&g->cols[(*ids)[k]], row, g->cap, ev->feats[k].value, ev->feats[k].kind) < 0) {
+        const Feature *f = &ev->feats[k];
+        if (set_cell(&g->cols[(*ids)[k]], row, g->cap, f->value, f->text, f->kind) < 0) {
             return -1;
         }
     }
     if (ev->pred_kind != V_NULL &&
-        set_cell(&g->cols[g->pred_col], row, g->cap, ev->pred, ev->pred_kind) < 0) {
+        set_cell(&g->cols[g->pred_col], row, g->cap, ev->pred, NO_TEXT, ev->pred_kind) < 0) {
         return -1;
     }
     if (ev->label_kind != V_NULL &&
-        set_cell(&g->cols[g->label_col], row, g->cap, ev->label, ev->label_kind) < 0) {
+        set_cell(&g->cols[g->label_col], row, g->cap, ev->label, NO_TEXT, ev->label_kind) < 0) {
         return -1;
     }
     g->rows++;
@@ -1919,10 +2015,44 @@ add_row(Groups *gs, const Event *ev, Py_ssize_t index, Py_ssize_t **ids, Py_ssiz
     return 1;
 }
 
+/* The values of a column that holds strings or booleans as a list of Python scalars, as
+   the Python decoder builds it: the str or bool, the int or float of a number literal, None
+   where null or absent. */
+static PyObject *
+column_scalars(const Column *col, Py_ssize_t rows)
+{
+    PyObject *list = PyList_New(rows);
+    if (list == NULL) {
+        return NULL;
+    }
+    for (Py_ssize_t r = 0; r < rows; r++) {
+        PyObject *item;
+        if (col->objects[r] != NULL) {
+            item = Py_NewRef(col->objects[r]);
+        }
+        else if (isnan(col->values[r])) {
+            item = Py_NewRef(Py_None);
+        }
+        else if (col->ints != NULL && col->ints[r]) {
+            item = PyLong_FromDouble(col->values[r]);
+        }
+        else {
+            item = PyFloat_FromDouble(col->values[r]);
+        }
+        if (item == NULL) {
+            Py_DECREF(list);
+            return NULL;
+        }
+        PyList_SET_ITEM(list, r, item);
+    }
+    return list;
+}
+
 static PyObject *
 group_tuple(Group *g)
 {
-    PyObject *names = NULL, *values = NULL, *ints = NULL, *nulls = NULL, *out = NULL;
+    PyObject *names = NULL, *values = NULL, *ints = NULL, *nulls = NULL, *objects = NULL;
+    PyObject *out = NULL;
     PyObject *model_id = ascii_str(g->model_id);
     PyObject *version = ascii_str(g->model_version);
     PyObject *indices = PyByteArray_FromStringAndSize((const char *)g->indices,
@@ -1936,7 +2066,8 @@ group_tuple(Group *g)
     values = PyList_New(0);
     ints = PyList_New(0);
     nulls = PyList_New(0);
-    if (names == NULL || values == NULL || ints == NULL || nulls == NULL) {
+    objects = PyList_New(0);
+    if (names == NULL || values == NULL || ints == NULL || nulls == NULL || objects == NULL) {
         goto done;
     }
     for (Py_ssize_t c = 0; c < g->ncols; c++) {
@@ -1961,19 +2092,22 @@ group_tuple(Group *g)
         PyObject *null_mask = col->nulls == NULL
                                   ? Py_NewRef(Py_None)
                                   : PyBytes_FromStringAndSize((const char *)col->nulls, g->rows);
+        PyObject *scalars = col->objects == NULL ? Py_NewRef(Py_None) : column_scalars(col, g->rows);
         int failed = name == NULL || column == NULL || mask == NULL || null_mask == NULL ||
-                     PyList_Append(names, name) < 0 || PyList_Append(values, column) < 0 ||
-                     PyList_Append(ints, mask) < 0 || PyList_Append(nulls, null_mask) < 0;
+                     scalars == NULL || PyList_Append(names, name) < 0 ||
+                     PyList_Append(values, column) < 0 || PyList_Append(ints, mask) < 0 ||
+                     PyList_Append(nulls, null_mask) < 0 || PyList_Append(objects, scalars) < 0;
         Py_XDECREF(name);
         Py_XDECREF(column);
         Py_XDECREF(mask);
         Py_XDECREF(null_mask);
+        Py_XDECREF(scalars);
         if (failed) {
             goto done;
         }
     }
-    out = PyTuple_Pack(10, model_id, version, indices, g->event_ids, timestamps, names, values,
-                       ints, nulls, g->request_ids == NULL ? Py_None : g->request_ids);
+    out = PyTuple_Pack(11, model_id, version, indices, g->event_ids, timestamps, names, values,
+                       ints, nulls, objects, g->request_ids == NULL ? Py_None : g->request_ids);
 done:
     Py_XDECREF(model_id);
     Py_XDECREF(version);
@@ -1983,6 +2117,7 @@ done:
     Py_XDECREF(values);
     Py_XDECREF(ints);
     Py_XDECREF(nulls);
+    Py_XDECREF(objects);
     return out;
 }
 

@@ -15,6 +15,8 @@ Group = tuple[
     list[bytes],  # column values, float64 (NaN where null or absent)
     list[bytes | None],  # per column: uint8 1 where the literal was an integer, or None
     list[bytes | None],  # per column: uint8 1 where the value was an explicit null, or None
+    list[list[str | bool | int | float | None] | None],  # per column with a string or
+    # boolean: every row's value (None where null or absent), else None
     list[str | None] | None,  # request ids (None where absent), or None when no row has one
 ]
 

@@ -64,10 +64,12 @@ where a row has no value. A row *has* a column when it gives a value or, for a f
 an explicit null (``ModelBatch.presence``); :func:`event_values` gives one parsed event's
 columns by the same rules. Dead letters come in input order.
 
-Speed: the common event shape (numbers or null as features, prediction and label; plain
-ASCII strings; see ``_fastdecode.c``) is decoded by a compiled extension without a Python
-object per value; its model batches also carry ``numeric_columns`` (float64 arrays) and
-build ``columns`` only when asked. Every other message goes through the Python decoder
+Speed: the common event shape (numbers, null, strings or booleans as features; numbers or
+null as prediction and label; plain ASCII strings; see ``_fastdecode.c``) is decoded by a
+compiled extension without a Python object per number, and with a column's repeated
+strings shared; its model batches carry the columns of numbers as float64 arrays
+(:meth:`ModelBatch.numeric_array`; ``numeric_columns`` when every column is one) and build
+the other ``columns`` lists only when asked. Every other message goes through the Python decoder
 below, which stays the reference: both give identical results, and without the extension
 (not built, or ``DRIFTLINE_PURE_PYTHON=1``) the Python decoder does everything.
 
@@ -197,8 +199,10 @@ class ModelBatch:
     """The valid events of one batch for one (model_id, model_version), in input order."""
 
     __slots__ = (
+        "_arrays",
         "_columns",
         "_integer_rows",
+        "_objects",
         "_presence",
         "_request_ids",
         "event_ids",
@@ -219,7 +223,7 @@ class ModelBatch:
     numeric_columns: dict[str, npt.NDArray[np.float64]] | None
     """When every value of every column is a number or null (natively decoded batches): the
     columns as read-only float64 arrays, NaN where null or absent, in ``columns`` order;
-    else ``None``."""
+    else ``None`` (see :meth:`numeric_array` for one column)."""
 
     def __init__(
         self,
@@ -230,20 +234,26 @@ class ModelBatch:
         timestamps: npt.NDArray[np.float64],
         columns: dict[str, list[Scalar]] | None = None,
         *,
-        numeric_columns: dict[str, npt.NDArray[np.float64]] | None = None,
+        arrays: dict[str, npt.NDArray[np.float64]] | None = None,
         integer_rows: dict[str, npt.NDArray[np.bool_]] | None = None,
+        objects: dict[str, list[Scalar]] | None = None,
         presence: _Presence | None = None,
         request_ids: list[str | None] | None = None,
     ) -> None:
+        """``columns`` (every column as a list), or, from the native decoder, ``arrays``:
+        the columns whose values are all numbers or null as float64 arrays (with
+        ``integer_rows``), and ``objects``: the other columns as lists."""
         self.model_id = model_id
         self.model_version = model_version
         self.indices = indices
         self.event_ids = event_ids
         self.timestamps = timestamps
-        self.numeric_columns = numeric_columns
+        self._arrays = arrays or {}
+        self._objects = objects or {}
+        self.numeric_columns = arrays if arrays is not None and not objects else None
         self._integer_rows = integer_rows or {}
         """Rows whose value was an integer literal (an ``int`` in ``columns``), per column."""
-        self._columns = columns if columns is not None or numeric_columns is not None else {}
+        self._columns = columns if columns is not None or arrays is not None else {}
         self._presence = presence
         """:meth:`presence`, or a function computing it; ``None``: the non-null values."""
         self._request_ids = request_ids
@@ -268,15 +278,29 @@ class ModelBatch:
         class; ``label`` appears as ``__label__``. Sorted by name.
         """
         if self._columns is None:
-            assert self.numeric_columns is not None
-            self._columns = {name: self._scalars(name) for name in self.numeric_columns}
+            self._columns = {name: self._native_column(name) for name in self.column_names()}
         return self._columns
 
     @columns.setter
     def columns(self, columns: dict[str, list[Scalar]]) -> None:
         self._columns = columns
         self.numeric_columns = None
+        self._arrays = {}
+        self._objects = {}
         self._presence = None
+
+    def column_names(self) -> list[str]:
+        """The names of ``columns``, sorted, without building a natively decoded batch's
+        lists."""
+        if self._columns is None:
+            return sorted([*self._arrays, *self._objects])
+        return list(self._columns)
+
+    def numeric_array(self, name: str) -> npt.NDArray[np.float64] | None:
+        """Column ``name`` as a read-only float64 array (NaN where null or absent) when the
+        native decoder read it with numbers or nulls only; else ``None`` (read
+        :meth:`column`)."""
+        return self._arrays.get(name)
 
     def presence(self) -> dict[str, npt.NDArray[np.bool_]]:
         """Per column (in ``columns`` order), which rows have it.
@@ -328,13 +352,16 @@ class ModelBatch:
     def column(self, name: str) -> list[Scalar] | None:
         """``columns.get(name)``, building only that column of a natively decoded batch."""
         if self._columns is None:
-            assert self.numeric_columns is not None
-            return self._scalars(name) if name in self.numeric_columns else None
+            if name in self._arrays or name in self._objects:
+                return self._native_column(name)
+            return None
         return self._columns.get(name)
 
-    def _scalars(self, name: str) -> list[Scalar]:
-        assert self.numeric_columns is not None
-        values = self.numeric_columns[name]
+    def _native_column(self, name: str) -> list[Scalar]:
+        objects = self._objects.get(name)
+        if objects is not None:
+            return objects
+        values = self._arrays[name]
         scalars: npt.NDArray[np.object_] = values.astype(object)
         scalars[np.isnan(values)] = None
         integers = self._integer_rows.get(name)
@@ -575,26 +602,35 @@ def _native_model_batch(
     values: list[bytes],
     integer_masks: list[bytes | None],
     null_masks: list[bytes | None],
+    object_columns: list[list[Scalar] | None],
     request_ids: list[str | None] | None,
 ) -> ModelBatch:
     """A model batch from one group of ``_fastdecode.decode`` (see its module comment)."""
     numeric: dict[str, npt.NDArray[np.float64]] = {}
     integer_rows: dict[str, npt.NDArray[np.bool_]] = {}
+    objects: dict[str, list[Scalar]] = {}
     null_rows: dict[str, bytes] = {}
-    for name, column, mask, nulls in sorted(
-        zip(names, values, integer_masks, null_masks, strict=True)
+    for name, column, mask, nulls, scalars in zip(
+        names, values, integer_masks, null_masks, object_columns, strict=True
     ):
-        numeric[name] = np.frombuffer(column, dtype=np.float64)
-        if mask is not None:
-            integer_rows[name] = np.frombuffer(mask, dtype=np.bool_)
+        if scalars is not None:
+            objects[name] = scalars
+        else:
+            numeric[name] = np.frombuffer(column, dtype=np.float64)
+            if mask is not None:
+                integer_rows[name] = np.frombuffer(mask, dtype=np.bool_)
         if nulls is not None:
             null_rows[name] = nulls
+    numeric = dict(sorted(numeric.items()))
+    rows = len(event_ids)
 
     def presence() -> dict[str, npt.NDArray[np.bool_]]:
         present = {name: ~np.isnan(column) for name, column in numeric.items()}
+        for name, scalars in objects.items():
+            present[name] = np.fromiter((v is not None for v in scalars), np.bool_, rows)
         for name, nulls in null_rows.items():
             present[name] |= np.frombuffer(nulls, dtype=np.bool_)
-        return present
+        return dict(sorted(present.items()))
 
     return ModelBatch(
         model_id=model_id,
@@ -602,8 +638,9 @@ def _native_model_batch(
         indices=np.frombuffer(indices, dtype=np.int64),
         event_ids=event_ids,
         timestamps=np.frombuffer(timestamps, dtype=np.float64),
-        numeric_columns=numeric,
+        arrays=numeric,
         integer_rows=integer_rows,
+        objects=objects,
         presence=presence,
         request_ids=request_ids,
     )

@@ -188,7 +188,7 @@ class GroundTruth:
             positions[rows],
             model_id=model_id,
             model_version=model_version,
-            event_ids=[ids[i] for i in rows.tolist()],
+            event_ids=ids if len(rows) == len(ids) else [ids[i] for i in rows.tolist()],
         )
         found.sort(key=lambda item: item[0])  # stable: each window's findings together
         return Observed(
@@ -259,6 +259,16 @@ class GroundTruth:
             empty = np.zeros(0)
             none = np.zeros(0, dtype=np.bool_)
             return np.zeros(0, dtype=np.int64), [], empty, none, none, empty, empty
+        if len(parts_indices) == 1:  # one kind of event: in stream order already
+            return (
+                parts_indices[0],
+                ids,
+                parts_times[0],
+                parts_is_prediction[0],
+                parts_has_label[0],
+                parts_codes[0],
+                parts_labels[0],
+            )
         indices = np.concatenate(parts_indices)
         order = np.argsort(indices, kind="stable")
         return (
@@ -277,7 +287,7 @@ class GroundTruth:
         """Counts, label delays and metrics, JSON-ready (for ``/v1/status``)."""
         counts = self.join.counts.to_dict()
         if not self.labelled:
-            counts["pending_now"] = len(self.recent.ids)
+            counts["pending_now"] = len(self.recent)
         counts["expired"] += self.recent.dropped
         delays = np.array(self.delays) if self.delays else None
         return {
@@ -328,60 +338,82 @@ class GroundTruth:
 
 class _RecentPredictions:
     """The last :data:`PENDING_BEFORE_FIRST_LABEL` predictions of a version without a label
-    yet, as they came (stream positions, ids, event times, codes)."""
+    yet, as they came (stream positions, ids, event times, codes), kept as the batches'
+    own arrays: adding a batch costs no Python object per prediction."""
 
     def __init__(self) -> None:
-        self.positions: list[int] = []
-        self.ids: list[str] = []
-        self.times: list[float] = []
-        self.codes: list[float] = []
+        self.chunks: deque[tuple[npt.NDArray[np.int64], list[str], Floats, Floats]] = deque()
+        self.size = 0
         self.dropped = 0
         """Predictions pushed out (never joined: counted ``expired``)."""
+
+    def __len__(self) -> int:
+        return self.size
 
     def add(
         self, positions: npt.NDArray[np.int64], ids: list[str], times: Floats, codes: Floats
     ) -> None:
-        self.positions += positions.tolist()
-        self.ids += ids
-        self.times += times.tolist()
-        self.codes += codes.tolist()
-        excess = len(self.ids) - PENDING_BEFORE_FIRST_LABEL
-        if excess > 0:
-            self.dropped += excess
-            del self.positions[:excess], self.ids[:excess], self.times[:excess]
-            del self.codes[:excess]
+        if not ids:
+            return
+        self.chunks.append((positions, ids, times, codes))
+        self.size += len(ids)
+        excess = self.size - PENDING_BEFORE_FIRST_LABEL
+        while excess > 0:
+            positions, ids, times, codes = self.chunks[0]
+            cut = min(excess, len(ids))
+            if cut == len(ids):
+                self.chunks.popleft()
+            else:
+                self.chunks[0] = (positions[cut:], ids[cut:], times[cut:], codes[cut:])
+            self.size -= cut
+            self.dropped += cut
+            excess -= cut
+
+    def _columns(self) -> tuple[npt.NDArray[np.int64], list[str], Floats, Floats]:
+        if not self.chunks:
+            return np.zeros(0, dtype=np.int64), [], np.zeros(0), np.zeros(0)
+        ids = [i for chunk in self.chunks for i in chunk[1]]
+        return (
+            np.concatenate([chunk[0] for chunk in self.chunks]).astype(np.int64),
+            ids,
+            np.concatenate([chunk[2] for chunk in self.chunks]).astype(np.float64),
+            np.concatenate([chunk[3] for chunk in self.chunks]).astype(np.float64),
+        )
 
     def join_input(self) -> JoinInput:
-        n = len(self.ids)
+        positions, ids, times, codes = self._columns()
+        n = len(ids)
         return JoinInput(
-            np.array(self.positions, dtype=np.int64),
-            self.ids,
-            np.array(self.times, dtype=np.float64),
+            positions,
+            ids,
+            times,
             np.ones(n, dtype=np.bool_),
             np.zeros(n, dtype=np.bool_),
-            np.array(self.codes, dtype=np.float64),
+            codes,
             np.full(n, np.nan),
         )
 
     def to_state(self) -> dict[str, Any]:
+        positions, ids, times, codes = self._columns()
         return {
-            "positions": self.positions,
-            "ids": self.ids,
-            "times": base64.b64encode(np.array(self.times, dtype=np.float64).tobytes()).decode(),
-            "codes": base64.b64encode(np.array(self.codes, dtype=np.float64).tobytes()).decode(),
+            "positions": positions.tolist(),
+            "ids": ids,
+            "times": base64.b64encode(times.tobytes()).decode(),
+            "codes": base64.b64encode(codes.tobytes()).decode(),
             "dropped": self.dropped,
         }
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> _RecentPredictions:
         recent = cls()
-        recent.positions = [int(p) for p in state["positions"]]
-        recent.ids = [str(i) for i in state["ids"]]
-        recent.times = np.frombuffer(base64.b64decode(state["times"]), dtype=np.float64).tolist()
-        recent.codes = np.frombuffer(base64.b64decode(state["codes"]), dtype=np.float64).tolist()
-        recent.dropped = int(state["dropped"])
-        if not len(recent.ids) == len(recent.positions) == len(recent.times) == len(recent.codes):
+        positions = np.array([int(p) for p in state["positions"]], dtype=np.int64)
+        ids = [str(i) for i in state["ids"]]
+        times = np.frombuffer(base64.b64decode(state["times"]), dtype=np.float64).copy()
+        codes = np.frombuffer(base64.b64decode(state["codes"]), dtype=np.float64).copy()
+        if not len(ids) == len(positions) == len(times) == len(codes):
             raise ValueError("recent predictions: columns of different lengths")
+        recent.add(positions, ids, times, codes)
+        recent.dropped = int(state["dropped"])
         return recent
 
 
@@ -391,12 +423,10 @@ def _spec_state(spec: TaskSpec) -> list[Any]:
 
 def prediction_codes(spec: TaskSpec, batch: ModelBatch) -> Floats:
     """The join's code of each row's prediction (NaN where none or not fitting the task)."""
-    numeric = batch.numeric_columns
-    if numeric is not None and (
-        spec.task is Task.REGRESSION
-        or (spec.task is Task.BINARY and spec.prediction_kind == "probability")
+    if spec.task is Task.REGRESSION or (
+        spec.task is Task.BINARY and spec.prediction_kind == "probability"
     ):
-        column = numeric.get(PREDICTION_FEATURE)
+        column = batch.numeric_array(PREDICTION_FEATURE)
         if column is not None:
             codes = np.array(column, dtype=np.float64)
             if spec.task is Task.BINARY:
@@ -407,10 +437,9 @@ def prediction_codes(spec: TaskSpec, batch: ModelBatch) -> Floats:
 
 def inline_label_present(batch: ModelBatch) -> npt.NDArray[np.bool_]:
     """Which rows carry a (non-null) inline label."""
-    numeric = batch.numeric_columns
-    if numeric is not None:
-        column = numeric.get(LABEL_FEATURE)
-        return np.zeros(len(batch), dtype=np.bool_) if column is None else ~np.isnan(column)
+    column = batch.numeric_array(LABEL_FEATURE)
+    if column is not None:
+        return ~np.isnan(column)
     values = batch.column(LABEL_FEATURE)
     if values is None:
         return np.zeros(len(batch), dtype=np.bool_)
@@ -419,11 +448,8 @@ def inline_label_present(batch: ModelBatch) -> npt.NDArray[np.bool_]:
 
 def inline_label_codes(spec: TaskSpec, batch: ModelBatch) -> Floats:
     """The join's code of each row's inline label (NaN where none or not fitting)."""
-    numeric = batch.numeric_columns
-    if numeric is not None and spec.task is not Task.MULTICLASS:
-        column = numeric.get(LABEL_FEATURE)
-        if column is None:
-            return np.full(len(batch), np.nan)
+    column = batch.numeric_array(LABEL_FEATURE)
+    if column is not None and spec.task is not Task.MULTICLASS:
         codes = np.array(column, dtype=np.float64)
         if spec.task is Task.BINARY:
             codes[(codes != 0.0) & (codes != 1.0)] = np.nan

@@ -109,7 +109,7 @@ class LateFeatures:
         column) of the columns that started learning in these rows, in stream order."""
         rows = len(batch)
         started: list[tuple[int, str]] = []
-        for name in _column_names(batch):
+        for name in batch.column_names():
             if name in known or name in self or len(self) >= self.max_columns:
                 continue
             first = _first_value(batch, name, start)
@@ -135,8 +135,9 @@ class LateFeatures:
         if values is None:  # not in this batch: every row is missing
             state.column.add([None] * take, None)
         else:
-            arrays = batch.numeric_columns
-            array = None if arrays is None else arrays[name][first : first + take]
+            array = batch.numeric_array(name)
+            if array is not None:
+                array = array[first : first + take]
             state.column.add(values[first : first + take], array)
         state.rows += take
         if state.rows >= self.warmup_events:
@@ -184,17 +185,12 @@ class LateFeatures:
             self.monitored[str(name)] = feature_from_dict(str(name), feature)
 
 
-def _column_names(batch: ModelBatch) -> Iterable[str]:
-    """The batch's column names, without building a natively decoded batch's lists."""
-    arrays = batch.numeric_columns
-    return batch.columns if arrays is None else arrays
-
-
 def _first_value(batch: ModelBatch, name: str, start: int) -> int | None:
     """The first row at or after ``start`` where column ``name`` has a non-null value."""
-    arrays = batch.numeric_columns
-    if arrays is not None:
-        found = np.flatnonzero(~np.isnan(arrays[name][start:]))
+    array = batch.numeric_array(name)
+    if array is not None:
+        found = np.flatnonzero(~np.isnan(array[start:]))
         return None if not found.size else start + int(found[0])
-    values = batch.columns[name]
+    values = batch.column(name)
+    assert values is not None
     return next((i for i in range(start, len(values)) if values[i] is not None), None)

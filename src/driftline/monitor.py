@@ -120,9 +120,8 @@ def profile_mismatch(state: dict[str, Any], profile: ReferenceProfile | None) ->
 def _typed(kind: FeatureKind, batch: ModelBatch, name: str) -> Column:
     rows = len(batch)
     if kind is FeatureKind.NUMERIC:
-        if batch.numeric_columns is not None:  # float64 already: no Python value per row
-            return numeric_column(batch.numeric_columns.get(name), rows)
-        return numeric_column(batch.columns.get(name), rows)
+        array = batch.numeric_array(name)  # float64 already: no Python value per row
+        return numeric_column(batch.column(name) if array is None else array, rows)
     if kind is FeatureKind.BOOLEAN:
         return boolean_column(batch.column(name), rows)
     return category_column(batch.column(name), rows)

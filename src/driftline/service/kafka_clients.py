@@ -88,13 +88,15 @@ def make_consumer(kafka: KafkaSettings, *, group: bool = True) -> AIOKafkaConsum
 
 def make_producer(kafka: KafkaSettings) -> AIOKafkaProducer:
     """Idempotent producer (acks=all), allowed to send dead letters of large inputs, with
-    the configured codec (``kafka.compression_type``)."""
+    the configured codec (``kafka.compression_type``). No linger: the service sends a
+    batch's outputs together and then waits for their acknowledgements, so waiting for more
+    records would only add its delay to every batch."""
     return AIOKafkaProducer(
         **connection_options(kafka),
         compression_type=None if kafka.compression_type == "none" else kafka.compression_type,
         acks="all",
         enable_idempotence=True,
-        linger_ms=5,
+        linger_ms=0,
         max_batch_size=256 * 1024,
         max_request_size=MAX_REQUEST_BYTES,
     )
