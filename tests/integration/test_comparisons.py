@@ -92,7 +92,7 @@ def test_comparison_events_survive_kill_9_and_equal_replay(
         assert comparison["verdict"] == "challenger_better", comparison
         assert comparison["paired"] == comparison["pairs"] > 0
         assert comparison["difference"]["lower"] > 0, comparison
-        labels = '{model_id="m",champion="1",challenger="2",verdict="challenger_better"}'
+        labels = '{challenger="2",champion="1",model_id="m",verdict="challenger_better"}'
         assert second.metric(f"driftline_comparison_verdict{labels}") == 1.0
     finally:
         assert second.terminate() == 0, second.output()
