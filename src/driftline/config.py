@@ -140,6 +140,8 @@ class KafkaSettings(_Strict):
     travels on the input topics, keyed by ``model_id`` like the predictions."""
     alerts_topic: str = Field("driftline.alerts", min_length=1)
     retrain_topic: str = Field("driftline.retrain-requests", min_length=1)
+    comparisons_topic: str = Field("driftline.comparisons", min_length=1)
+    """Champion / challenger verdict changes (``io.driftline.comparison.v1``)."""
     dead_letter_topic: str = Field("driftline.dead-letters", min_length=1)
     state_topic: str = Field("driftline.state", min_length=1)
     client_id: str = "driftline"

@@ -869,6 +869,7 @@ class Pipeline:
             findings=findings,
             events=dict(self.counters.events),
             dead_letters=dict(self.counters.dead_letters),
+            comparisons=tuple(self.comparisons.status()),
         )
 
     def version_view(self, key: ModelKey) -> VersionView | None:

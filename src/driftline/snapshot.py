@@ -62,6 +62,9 @@ class PipelineSnapshot:
     its state)."""
     dead_letters: Mapping[str, int]
     """Dead letters per reason since the pipeline's first event."""
+    comparisons: tuple[dict[str, Any], ...] = ()
+    """Every configured champion / challenger comparison as this pipeline sees it
+    (:meth:`driftline.comparisons.Comparison.status`), in configuration order."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -393,8 +393,8 @@ class MonitorService:
     ) -> list[OutgoingRecord]:
         """The records to produce for one partition's output: dead letters in input order
         (the records rejected before decoding and those the pipeline rejected, their source
-        in headers), alerts keyed by fingerprint, retrain requests by model (CloudEvents in
-        structured mode: the ``content-type`` header)."""
+        in headers), alerts keyed by fingerprint, retrain requests by model, comparison
+        verdicts by model id (CloudEvents in structured mode: the ``content-type`` header)."""
         kafka = self.settings.kafka
         letters = [
             (r.record, dead_letter_headers(tp, r.record, r.reason, r.message)) for r in rejected
@@ -418,6 +418,15 @@ class MonitorService:
             outgoing.append(
                 OutgoingRecord(
                     kafka.retrain_topic, request.to_json(), request.key.encode(), CLOUDEVENT_HEADERS
+                )
+            )
+        for comparison in output.comparisons:
+            outgoing.append(
+                OutgoingRecord(
+                    kafka.comparisons_topic,
+                    comparison.to_json(),
+                    comparison.key.encode(),
+                    CLOUDEVENT_HEADERS,
                 )
             )
         return outgoing

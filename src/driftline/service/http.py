@@ -107,6 +107,9 @@ def status(snapshot: ServiceSnapshot) -> dict[str, Any]:
             for part in sorted(snapshot.partitions, key=lambda p: (p.topic, p.partition))
         ],
         "models": [models[k] for k in sorted(models)],
+        # Champion / challenger: verdict, metrics, interval, pairs (README, "Champion vs
+        # challenger"), with the partition that compares them.
+        "comparisons": snapshot.comparisons(),
     }
 
 

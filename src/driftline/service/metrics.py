@@ -18,6 +18,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from driftline.comparisons import VERDICTS
 from driftline.events import DeadLetterReason
 from driftline.findings import Finding
 from driftline.pipeline import PipelineOutput
@@ -189,6 +190,7 @@ class ServiceCollector(Collector):
         yield statistic
         yield firing
         yield from _ground_truth_families(snapshot)
+        yield from _comparison_families(snapshot)
         dropped_family = GaugeMetricFamily(
             "driftline_statistic_series_dropped",
             "Statistic series not exported because of the series cap.",
@@ -243,3 +245,36 @@ def _ground_truth_families(snapshot: ServiceSnapshot) -> Iterator[Metric]:
                 join.add_metric([*version.key, outcome], status[outcome])
     yield performance
     yield join
+
+
+def _comparison_families(snapshot: ServiceSnapshot) -> Iterator[Metric]:
+    """Champion / challenger comparisons: the verdict, the pairs and the difference."""
+    labels = ["model_id", "champion", "challenger"]
+    verdict = GaugeMetricFamily(
+        "driftline_comparison_verdict",
+        "1 for the current verdict of each champion / challenger comparison, 0 for the others.",
+        labels=[*labels, "verdict"],
+    )
+    pairs = GaugeMetricFamily(
+        "driftline_comparison_pairs",
+        "Joined outcome pairs compared (paired by request_id or matched over the same span).",
+        labels=labels,
+    )
+    difference = GaugeMetricFamily(
+        "driftline_comparison_difference",
+        "Champion's metric minus the challenger's (positive: the challenger is better): the "
+        "estimate and the confidence sequence's bounds, valid under continuous monitoring.",
+        labels=[*labels, "bound"],
+    )
+    for status in snapshot.comparisons():
+        key = [status["model_id"], status["champion"], status["challenger"]]
+        for name in VERDICTS:
+            verdict.add_metric([*key, name], 1.0 if status["verdict"] == name else 0.0)
+        pairs.add_metric(key, status["pairs"])
+        interval = status["difference"]
+        if interval is not None:
+            for bound in ("estimate", "lower", "upper"):
+                difference.add_metric([*key, bound], interval[bound])
+    yield verdict
+    yield pairs
+    yield difference

@@ -9,7 +9,7 @@ service: anything with a ``snapshot()`` method of this shape can be watched.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from driftline.snapshot import PipelineSnapshot
 
@@ -49,6 +49,22 @@ class ServiceSnapshot:
     """Service clock (monotonic seconds) when the snapshot was taken."""
     partitions: tuple[PartitionSnapshot, ...]
     """Sorted by (topic, partition)."""
+
+    def comparisons(self) -> list[dict[str, Any]]:
+        """The current state of every configured comparison: from the partition whose
+        pipeline compared the most pairs (both versions of a model are read from the
+        partition its ``model_id`` keys; other partitions have compared none), with that
+        partition named."""
+        best: dict[tuple[str, str, str], tuple[tuple[int, int], dict[str, Any]]] = {}
+        for part in self.partitions:
+            for status in part.pipeline.comparisons:
+                key = (status["model_id"], status["champion"], status["challenger"])
+                seen = status["predictions"] is not None
+                rank = (status["pairs"], int(seen))
+                if key not in best or rank > best[key][0]:
+                    where = f"{part.topic}[{part.partition}]" if rank > (0, 0) else None
+                    best[key] = (rank, {**status, "partition": where})
+        return [status for _, status in best.values()]
 
 
 class Observable(Protocol):

@@ -71,6 +71,8 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
             },
         ),
     ]
+    if settings.comparisons:  # only then: deployments without comparisons need no topic
+        specs.append(TopicSpec(kafka.comparisons_topic, "comparisons", {}))
     return specs
 
 
