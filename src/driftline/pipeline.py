@@ -80,6 +80,9 @@ class PipelineOutput:
     shell logs each once)."""
     comparisons: list[ComparisonEvent] = field(default_factory=list)
     """Verdict changes of champion / challenger comparisons (:mod:`driftline.comparisons`)."""
+    comparison_errors: list[tuple[str, str]] = field(default_factory=list)
+    """Comparisons stopped by an unexpected exception in this batch, with its traceback (the
+    shell logs it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -510,10 +513,10 @@ class Pipeline:
             # Published even when the policies failed part-way: the alert state already
             # holds every transition made before the failure, so its events must go out.
             produced.append((position, key, alerts, requests))
-        compared, homes = self.comparisons.observe(
+        compared = self.comparisons.observe(
             {key: o for key, o in outcomes.items() if key not in failed}, self._monitored()
         )
-        self.changed |= homes
+        self.changed |= compared.changed
         for key, n in counted.items():
             if key not in failed:
                 self.counters.events[key] += n
@@ -523,7 +526,8 @@ class Pipeline:
         output = PipelineOutput(latest_event_time=latest)
         output.findings = [finding for _, key, finding in found if key not in failed]
         output.learning_started = [notice for _, notice in sorted(learning, key=lambda n: n[0])]
-        output.comparisons = [event for _, event in compared]
+        output.comparisons = [event for _, event in compared.events]
+        output.comparison_errors = compared.errors
         internal: list[tuple[int, Alert]] = []
         for key, error in failures:
             first: ModelBatch | FeedbackBatch = batches[key] if key in batches else labelled[key]

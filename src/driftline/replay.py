@@ -120,6 +120,8 @@ def replay(
                     model_version,
                     trace,
                 )
+            for name, trace in output.comparison_errors:
+                log.error("comparison %s stopped by an internal error:\n%s", name, trace)
             write_output(output, numbers, sinks)
             if observe is not None:
                 observe(output)

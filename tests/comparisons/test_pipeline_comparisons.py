@@ -214,3 +214,46 @@ def test_any_split_and_any_checkpoint_give_the_same_comparison(
     whole = _tight_run([], None)
     assert whole[0]
     assert _tight_run(cuts, restore_at) == whole
+
+
+def test_an_exception_in_one_comparison_stops_it_and_nothing_else(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A bug in one comparison: it stops (status and saved state say why), the shell gets
+    the traceback to log, the versions' alerts and every other comparison go on."""
+    config = {
+        "models": [{"model_id": "m"}, {"model_id": "n"}],
+        "comparisons": [
+            {"model_id": "m", "champion": "1", "challenger": "2"},
+            {"model_id": "n", "champion": "1", "challenger": "2"},
+        ],
+    }
+    pipeline = Pipeline(build_plan(parse_settings(config), {0: _profile(), 1: _profile()}))
+    broken = pipeline.comparisons.comparisons[0]
+    original = type(broken).observe
+
+    def observe(self: Any, champion: Any, challenger: Any) -> Any:
+        if self is broken:
+            raise RuntimeError("boom")
+        return original(self, champion, challenger)
+
+    monkeypatch.setattr(type(broken), "observe", observe)
+    values = [
+        value
+        for value in stream(4_000, shadow=True)
+        for value in (value, value.replace(b'"model_id":"m"', b'"model_id":"n"'))
+    ]
+    errors: list[tuple[str, str]] = []
+    events = []
+    for start in range(0, len(values), 1_000):
+        output = pipeline.process(values[start : start + 1_000])
+        errors += output.comparison_errors
+        events += output.comparisons
+    assert [name for name, _ in errors] == ["m 1 vs 2"]  # stopped once, not every batch
+    assert "RuntimeError: boom" in errors[0][1]
+    first, second = pipeline.comparisons.status()
+    assert first["reason"] == "stopped by an internal error: RuntimeError: boom"
+    assert first["pairs"] == 0
+    assert second["pairs"] > 0 and events  # the other comparison went on
+    assert {e.model_id for e in events} == {"n"}
+    assert pipeline.counters.events[("m", "1")] == pipeline.counters.events[("n", "1")] > 0

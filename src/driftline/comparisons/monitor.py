@@ -30,7 +30,9 @@ Predictions are compared too (:mod:`driftline.comparisons.predictions`), labels 
 
 from __future__ import annotations
 
+import traceback
 from collections.abc import Container, Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -101,6 +103,17 @@ class Comparison:
         """The champion's and the challenger's (model_id, model_version)."""
         s = self.settings
         return (s.model_id, s.champion), (s.model_id, s.challenger)
+
+    @property
+    def stopped(self) -> bool:
+        """Whether an unexpected exception stopped it (see :meth:`Comparisons.observe`)."""
+        return self.problem is not None and self.problem.startswith(STOPPED)
+
+    @property
+    def name(self) -> str:
+        """``<model_id> <champion> vs <challenger>``, for logs."""
+        s = self.settings
+        return f"{s.model_id} {s.champion} vs {s.challenger}"
 
     # -- reading a batch -----------------------------------------------------------------
 
@@ -442,6 +455,20 @@ class Comparison:
         self.rows = int(state["rows"])
 
 
+STOPPED = "stopped by an internal error"
+"""The start of the status reason of a comparison an exception stopped."""
+
+
+@dataclass(slots=True)
+class ComparisonsRead:
+    """What :meth:`Comparisons.observe` made of one batch."""
+
+    events: list[tuple[int, ComparisonEvent]] = field(default_factory=list)
+    changed: set[ModelKey] = field(default_factory=set)
+    errors: list[tuple[str, str]] = field(default_factory=list)
+    """(comparison name, traceback) of each comparison stopped by an exception."""
+
+
 class Comparisons:
     """Every configured comparison of a pipeline."""
 
@@ -459,23 +486,31 @@ class Comparisons:
 
     def observe(
         self, outcomes: Mapping[ModelKey, Outcomes], monitored: Container[ModelKey]
-    ) -> tuple[list[tuple[int, ComparisonEvent]], set[ModelKey]]:
-        """Read one batch's outcomes; return the comparison events (in stream order, with
-        their batch positions) and the versions whose saved state changed (the *home* of
-        each comparison that changed: see :meth:`state_of`)."""
-        events: list[tuple[int, ComparisonEvent]] = []
-        changed: set[ModelKey] = set()
+    ) -> ComparisonsRead:
+        """Read one batch's outcomes: the comparison events (in stream order, with their
+        batch positions), the versions whose saved state changed (the *home* of each
+        comparison that changed: see :meth:`state_of`) and the comparisons an unexpected
+        exception stopped in this batch, with its traceback.
+
+        A stopped comparison (its status's ``reason`` says why, and its saved state keeps
+        it) compares nothing more until its settings change; the versions it compares and
+        every other comparison go on."""
+        read = ComparisonsRead()
         for comparison in self.comparisons:
             champion_key, challenger_key = comparison.keys
             champion = outcomes.get(champion_key)
             challenger = outcomes.get(challenger_key)
-            if champion is None and challenger is None:
+            if (champion is None and challenger is None) or comparison.stopped:
                 continue
-            events += comparison.observe(champion, challenger)
+            try:
+                read.events += comparison.observe(champion, challenger)
+            except Exception as exc:
+                comparison.problem = f"{STOPPED}: {type(exc).__name__}: {exc}"
+                read.errors.append((comparison.name, "".join(traceback.format_exception(exc))))
             comparison.home = champion_key if champion_key in monitored else challenger_key
-            changed.add(comparison.home)
-        events.sort(key=lambda item: item[0])  # stable: one comparison's events in order
-        return events, changed
+            read.changed.add(comparison.home)
+        read.events.sort(key=lambda item: item[0])  # stable: one comparison's events in order
+        return read
 
     def status(self) -> list[dict[str, Any]]:
         """One status dict per comparison, in configuration order."""

@@ -347,6 +347,8 @@ class MonitorService:
                     model_version,
                     trace,
                 )
+            for name, trace in output.comparison_errors:
+                log.error("%s[%d]: comparison %s stopped by an error:\n%s", *tp, name, trace)
             outgoing += self._outputs(tp, split.events, output, split.rejected)
             done.append((part, tp, records, output, split.rejected, consumed_at))
         await self._send_acked(outgoing)
