@@ -13,7 +13,11 @@ a 30-feature numeric one (epoch-millisecond timestamps); every version has a ref
 profile. Each version's drift is switched on for ~20 s and off again every ~80 s (staggered
 between versions; mean shifts, a category surge, a missing-value surge, a doubled spread),
 so alerts keep firing and resolving. ~0.5% of the messages are malformed (dead letters).
-Events are stamped with the current time as they are produced.
+Events are stamped with the current time as they are produced. Each version's events come
+from a pool of ``POOL_SECONDS`` (10) of its traffic, every drift variant included,
+generated before the soak starts and cycled (event ids repeat), so that the generator,
+which shares the machine with the broker and the service, costs little CPU and never
+stalls its producer.
 
 1. **max rate** (skipped with ``--rate``): ``--ramp-events`` of this traffic are produced to
    a topic of their own first; a ``driftline run`` subprocess drains them; the max
@@ -199,102 +203,64 @@ def make_scenario(version: Version, events: int, drifts: Sequence[Drift] = ()) -
     )
 
 
+POOL_SECONDS = 10.0
+"""Each version's traffic cycles through this many seconds of its scenario's events."""
+
+
 class VersionStream:
-    """One version's scenario events, a block at a time: drift-free, except during its
-    episodes, whose events come from the same scenario with a drift (the same draws,
-    transformed: the scenario generator's guarantee). The timestamp is cut out so that the
-    current time goes in when the event is produced."""
+    """One version's scenario events, drift-free except during its episodes, whose events
+    come from the same scenario with a drift (the same draws, transformed: the scenario
+    generator's guarantee). The timestamp is cut out so that the current time goes in when
+    the event is produced.
+
+    The events are drawn from a pool of :data:`POOL_SECONDS` of the version's traffic (every
+    variant), generated before the soak starts and cycled (event ids repeat every cycle):
+    generating scenario events costs several microseconds of Python per event, which at
+    this rate would take most of a core from the 2 the broker and the service share, and
+    stall the producer's event loop between stamping events and sending them."""
 
     def __init__(self, version: Version, index: int, version_rate: float, events: int) -> None:
-        self.baseline = make_scenario(version, events)
-        self.drifted = [make_scenario(version, events, d) for d in drift_variants(version.kind)]
-        self.episodes = drift_schedule(version.kind, index, version_rate, events)
-        self.key = version.model_id.encode()
-        self.rfc3339 = self.baseline.timestamp_format == "rfc3339"
-        self.position = 0
-        self.heads: list[bytes] = []
-        self.tails: list[bytes] = []
-        self.next = 0
-        self.buffer = threading.Lock()
-        """Guards ``heads``, ``tails`` and ``next`` (taken by the producer, refilled by the
-        :class:`Generator` thread)."""
-        self.generating = threading.Lock()
-        """One refill at a time (``position``)."""
-
-    def buffered(self) -> int:
-        return len(self.heads) - self.next
-
-    def take(self, count: int, stamp: bytes) -> list[tuple[bytes, bytes]]:
-        out: list[tuple[bytes, bytes]] = []
-        while len(out) < count:
-            with self.buffer:
-                stop = min(self.next + count - len(out), len(self.heads))
-                heads, tails = self.heads[self.next : stop], self.tails[self.next : stop]
-                self.next = stop
-            if not heads:
-                self.refill()  # the generator thread fell behind: generate here
-                continue
-            key = self.key
-            out += [(key, head + stamp + tail) for head, tail in zip(heads, tails, strict=True)]
-        return out
-
-    def ready(self, count: int) -> None:
-        """Generate events until ``count`` are buffered."""
-        while self.buffered() < count:
-            self.refill()
-
-    def refill(self) -> None:
-        """Generate the next block of events and append it to the buffer."""
-        with self.generating:
-            lo = self.position
-            hi = min(lo + BLOCK_SIZE, self.baseline.events)
-            if hi <= lo:
-                raise RuntimeError(f"{self.baseline.model_id}: the scenario has no more events")
-            lines = list(event_lines(self.baseline, lo, hi))
-            for episode in self.episodes:
-                a, b = max(episode.start, lo), min(episode.end, hi)
-                if a < b:
-                    lines[a - lo : b - lo] = event_lines(self.drifted[episode.variant], a, b)
+        self.pool = min(events, max(1_000, int(version_rate * POOL_SECONDS)))
+        variants = [(), *drift_variants(version.kind)]
+        self.heads: list[list[bytes]] = []
+        self.tails: list[list[bytes]] = []
+        for drifts in variants:
             heads, tails = [], []
-            for line in lines:
+            for line in event_lines(make_scenario(version, self.pool, drifts), 0, self.pool):
                 cut = line.index(b'"timestamp":') + 12
                 heads.append(line[:cut])
                 tails.append(line[line.index(b',"features":', cut) :])
-            with self.buffer:
-                self.heads = self.heads[self.next :] + heads
-                self.tails = self.tails[self.next :] + tails
-                self.next = 0
-            self.position = hi
+            self.heads.append(heads)
+            self.tails.append(tails)
+        self.rfc3339 = make_scenario(version, 1).timestamp_format == "rfc3339"
+        self.episodes = drift_schedule(version.kind, index, version_rate, events)
+        self.key = version.model_id.encode()
+        self.position = 0
 
+    def _variant(self, position: int) -> tuple[int, int]:
+        """The variant of the event at ``position`` (0: no drift, k: drift variant k - 1)
+        and the first position at which that may change."""
+        for episode in self.episodes:
+            if position < episode.start:
+                return 0, episode.start
+            if position < episode.end:
+                return episode.variant + 1, episode.end
+        return 0, position + self.pool
 
-class Generator(threading.Thread):
-    """Keeps every version's buffer at least ``seconds_ahead`` of its traffic full, so that
-    generating scenario events never blocks the producer's event loop between stamping
-    events with the current time and sending them (the generator's own stalls would count
-    as latency)."""
-
-    def __init__(self, streams: Sequence[VersionStream], rates: Sequence[float]) -> None:
-        super().__init__(name="soak-generator", daemon=True)
-        self.streams = streams
-        self.rates = rates
-        self.seconds_ahead = 3.0
-        self.stop = threading.Event()
-        self.error: BaseException | None = None
-
-    def run(self) -> None:
-        try:
-            while not self.stop.is_set():
-                behind = [
-                    s
-                    for s, rate in zip(self.streams, self.rates, strict=True)
-                    if s.buffered() < rate * self.seconds_ahead
-                ]
-                for stream in behind:
-                    stream.refill()
-                if not behind:
-                    self.stop.wait(0.05)
-        except BaseException as error:  # reported by the main thread
-            self.error = error
+    def take(self, count: int, stamp: bytes) -> list[tuple[bytes, bytes]]:
+        out: list[tuple[bytes, bytes]] = []
+        key = self.key
+        stop = self.position + count
+        while self.position < stop:
+            variant, change = self._variant(self.position)
+            first = self.position % self.pool
+            n = min(stop, change) - self.position
+            n = min(n, self.pool - first)  # up to the end of the pool
+            heads = self.heads[variant][first : first + n]
+            tails = self.tails[variant][first : first + n]
+            out += [(key, head + stamp + tail) for head, tail in zip(heads, tails, strict=True)]
+            self.position += n
+        return out
 
 
 class Traffic:
@@ -302,12 +268,10 @@ class Traffic:
 
     def __init__(self, rate: float, seconds: float, seed: int = 11) -> None:
         self.streams = []
-        self.rates = []
         for index, version in enumerate(MIX):
             version_rate = rate * version.share
             events = int(version_rate * seconds * 1.2) + 2 * BLOCK_SIZE
             self.streams.append(VersionStream(version, index, version_rate, events))
-            self.rates.append(version_rate)
         self.owed = [0.0] * len(MIX)
         self.rng = np.random.default_rng(seed)
         self.sent = 0
@@ -325,8 +289,6 @@ class Traffic:
         for k in np.argsort(self.owed)[::-1][:short]:  # the rounding remainder
             counts[k] += 1
             self.owed[k] -= 1
-        for stream, n in zip(self.streams, counts, strict=True):
-            stream.ready(n)  # at once when the generator thread keeps ahead
         millis = int(clock() * 1000)
         stamps = {
             True: time.strftime('"%Y-%m-%dT%H:%M:%S', time.gmtime(millis // 1000)).encode()
@@ -617,8 +579,6 @@ def run_soak(deployment: Deployment, rate: float, seconds: float, interval: floa
     kafka = deployment.settings.kafka
     progress("soak: preparing the traffic and starting the service")
     traffic = Traffic(rate, seconds)
-    generator = Generator(traffic.streams, traffic.rates)
-    generator.start()
     service = ServiceProcess(deployment)
     sampler = Sampler(service, traffic, interval, seconds)
     try:
@@ -634,14 +594,11 @@ def run_soak(deployment: Deployment, rate: float, seconds: float, interval: floa
         sampler.join(max(sampler.started + seconds + 30 - time.monotonic(), 1))
         if sampler.error is not None:
             raise sampler.error
-        if generator.error is not None:
-            raise generator.error
         service._check_alive()
         _, body = service.get("/metrics")
         final = parse_metrics(body.decode())
     finally:
         sampler.stop.set()
-        generator.stop.set()
         code = service.terminate()
     if code != 0:
         progress(f"the service exited {code}:\n{service.output()}")
