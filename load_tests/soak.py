@@ -47,6 +47,7 @@ import asyncio
 import contextlib
 import csv
 import dataclasses
+import gc
 import math
 import os
 import platform
@@ -83,7 +84,7 @@ from driftline.demo.scenario import (
     reference_rows,
     wide_numeric_scenario,
 )
-from driftline.localkafka import KAFKA_VERSION, LocalKafka
+from driftline.localkafka import KAFKA_VERSION, PRODUCTION_JVM_OPTIONS, LocalKafka
 from driftline.profile import ProfileSource, build_profile, save_profile
 
 REPO = Path(__file__).resolve().parent.parent
@@ -579,6 +580,11 @@ def run_soak(deployment: Deployment, rate: float, seconds: float, interval: floa
     kafka = deployment.settings.kafka
     progress("soak: preparing the traffic and starting the service")
     traffic = Traffic(rate, seconds)
+    # The pools are millions of bytes objects that live for the whole run: out of the
+    # collector's sight, or its full collections would stall the generator for a good part
+    # of a second (events stamped, not yet sent: counted as latency).
+    gc.collect()
+    gc.freeze()
     service = ServiceProcess(deployment)
     sampler = Sampler(service, traffic, interval, seconds)
     try:
@@ -809,8 +815,8 @@ def main() -> int:
         if args.bootstrap:
             bootstrap, broker_note = args.bootstrap, f"at {args.bootstrap}"
         else:
-            progress("starting a local Kafka broker")
-            broker = LocalKafka(root / "kafka")
+            progress("starting a local Kafka broker (JVM options of kafka-server-start.sh)")
+            broker = LocalKafka(root / "kafka", jvm_options=PRODUCTION_JVM_OPTIONS)
             broker.start()
             stack.callback(broker.stop)
             bootstrap, broker_note = broker.bootstrap, "local, from Maven jars"
