@@ -19,28 +19,18 @@ import argparse
 import os
 import platform
 import time
-from pathlib import Path
 
 import numpy as np
 from tests.comparisons.simulation import clopper_pearson, error_streams, first_verdicts
 from tests.comparisons.test_pipeline_comparisons import CONFIG, _profile, stream
 
+from bench_core import cpu_model
 from driftline.config import parse_settings
 from driftline.pipeline import Pipeline
 from driftline.planning import build_plan
 
 ALPHA, MIN_EFFECT, MIN_PAIRS = 0.05, 0.01, 100
 Z = 1.959963984540054
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def peeking_z_test(champion: np.ndarray, challenger: np.ndarray) -> bool:

@@ -19,28 +19,10 @@ from driftline.cli import main
 from driftline.config import parse_settings
 from driftline.pipeline import Pipeline
 from driftline.planning import build_plan
-from driftline.profile import ProfileSource, ReferenceProfile, build_profile
+from tests.test_ground_truth import _profile, _sigmoid
 
 START = 1_700_000_000.0
 RATE = 10.0
-
-
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    result: np.ndarray = 1.0 / (1.0 + np.exp(-x))
-    return result
-
-
-def _profile() -> ReferenceProfile:
-    rng = np.random.default_rng(1)
-    x = rng.normal(size=20_000)
-    p = _sigmoid(2 * x)
-    y = (rng.random(x.size) < p).astype(int)
-    return build_profile(
-        {"x": x.tolist(), "__prediction__": p.tolist(), "__label__": y.tolist()},
-        model_id="m",
-        model_version="1",
-        source=ProfileSource(kind="file", sha256="0" * 64),
-    )
 
 
 def stream(
